@@ -1,0 +1,1 @@
+"""Tables and pure domain rules. Knows nothing of Strawberry or HTTP."""

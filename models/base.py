@@ -1,0 +1,66 @@
+"""The meta-fields every entity carries, and the registry of entity tables."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import ClassVar
+
+from sqlalchemy import String
+from sqlmodel import Field, SQLModel
+
+from models.types import UTCDateTime, utcnow
+
+DEFAULT_TENANT = "default"
+ANONYMOUS_ACTOR = "anonymous"
+
+
+def text(max_length: int, **kwargs) -> str | None:
+    """A text column of at most ``max_length`` characters (the API's text limits)."""
+    return Field(sa_type=String(max_length), **kwargs)
+
+
+def enum_column(enum: type[Enum], default: str | None = None, **kwargs) -> str | None:
+    """An enum stored by its name, so PostgreSQL needs no enum types to migrate."""
+    return Field(
+        default=default, sa_type=String(32), sa_column_kwargs={"info": {"enum": enum}}, **kwargs
+    )
+
+
+def bounded(low: float | None, high: float | None = None, default=None):
+    """A number the domain bounds (satisfaction 1–5, a deal's value ≥ 0)."""
+    return Field(default=default, sa_column_kwargs={"info": {"range": (low, high)}})
+
+
+def timestamp(**kwargs) -> datetime | None:
+    return Field(default=None, sa_type=UTCDateTime, **kwargs)
+
+
+def reference(table: str) -> str | None:
+    """A relation to another entity, by id (always within the same tenant)."""
+    return Field(default=None, foreign_key=f"{table}.id", index=True, sa_type=String(40))
+
+
+class Entity(SQLModel):
+    """Meta-fields: id ``{type}_{sqid}``, tenant, version, timestamps, author, soft delete."""
+
+    #: GraphQL type name ("Ticket") and id prefix ("ticket"); set by each table.
+    type_name: ClassVar[str]
+    prefix: ClassVar[str]
+
+    id: str = Field(primary_key=True, sa_type=String(40))
+    tenant: str = Field(index=True, sa_type=String(64))
+    version: int = Field(default=1)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_by: str = Field(sa_type=String(200))
+    deleted_at: datetime | None = timestamp()
+
+
+#: Every entity table by GraphQL type name, filled in by ``models.entities``.
+ENTITIES: dict[str, type[Entity]] = {}
+
+
+def register(cls: type[Entity]) -> type[Entity]:
+    ENTITIES[cls.type_name] = cls
+    return cls

@@ -1,0 +1,1 @@
+"""What the API does, in plain async functions. Knows nothing of Strawberry or HTTP."""

@@ -1,0 +1,226 @@
+"""The unit of work: the one path every verb of every entity takes, in one transaction.
+
+load (row-locked, in the caller's tenant) → check ``expectedVersion`` → check the transition →
+before-hooks → apply → version + 1 → append the event → after-hooks → commit → publish.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import UniqueConstraint, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from models.base import Entity
+from models.db import Database
+from models.event import Event, TenantSequence
+from models.history import api_name, jsonable, snapshot
+from models.ids import new_id, type_of
+from models.lifecycle import LIFECYCLES, event_type
+from models.types import utcnow
+from resolvers.errors import BadInput, InvalidTransition, NotFound, VersionConflict
+from resolvers.hooks import Change, run_after, run_before
+from resolvers.validate import clean, references
+
+Publish = Callable[[str, int], Awaitable[None]]
+
+
+class UnitOfWork:
+    """A write transaction on behalf of one actor of one tenant.
+
+    Use as ``async with UnitOfWork(db, tenant=..., actor=...) as uow:``; everything done through
+    ``uow`` commits together when the block ends, or not at all if it raises. After commit the
+    tenant's newest sequence number is published so live subscribers wake up.
+    """
+
+    def __init__(self, db: Database, *, tenant: str, actor: str, publish: Publish | None = None):
+        self.db = db
+        self.tenant = tenant
+        self.actor = actor
+        self.publish = publish
+        self.events: list[Event] = []
+        self._causes: list[str] = []
+
+    async def __aenter__(self) -> UnitOfWork:
+        self._writing = self.db.writing()
+        self.session = await self._writing.__aenter__()
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                try:
+                    await self.session.commit()
+                except IntegrityError as error:
+                    raise BadInput("The change conflicts with existing data") from error
+            else:
+                await self.session.rollback()
+        finally:
+            await self._writing.__aexit__(exc_type, exc, tb)
+        if exc_type is None and self.events and self.publish is not None:
+            await self.publish(self.tenant, self.events[-1].seq)
+
+    # --- reading inside the transaction -------------------------------------------------------
+
+    async def load(self, kind: type[Entity], id_: str, *, lock: bool = True) -> Entity:
+        """The live entity ``id_`` of this tenant, row-locked until commit; else ``NotFound``."""
+        if type_of(id_) != kind.type_name:
+            raise NotFound(f"No {kind.type_name} with id {id_!r}", id=id_)
+        query = select(kind).where(
+            kind.id == id_, kind.tenant == self.tenant, kind.deleted_at.is_(None)
+        )
+        entity = (await self.session.execute(query.with_for_update() if lock else query)).scalar()
+        if entity is None:
+            raise NotFound(f"No {kind.type_name} with id {id_!r}", id=id_)
+        return entity
+
+    async def _check_references(self, kind: type[Entity], values: dict[str, Any]) -> None:
+        for column, target in references(kind).items():
+            ref = values.get(column)
+            if ref is None:
+                continue
+            found = await self.session.scalar(
+                select(target.id).where(
+                    target.id == ref, target.tenant == self.tenant, target.deleted_at.is_(None)
+                )
+            )
+            if found is None:
+                field = api_name(kind, column)
+                raise NotFound(f"No {target.type_name} with id {ref!r} for {field}", field=field, id=ref)
+
+    async def _check_unique(self, kind: type[Entity], values: dict[str, Any], own_id: str) -> None:
+        for constraint in kind.__table__.constraints:
+            if not isinstance(constraint, UniqueConstraint):
+                continue
+            (column,) = [c for c in constraint.columns if c.name != "tenant"]
+            value = values.get(column.name)
+            if value is None:
+                continue
+            taken = await self.session.scalar(
+                select(kind.id).where(
+                    kind.tenant == self.tenant, column == value, kind.id != own_id
+                )
+            )
+            if taken is not None:
+                field = api_name(kind, column.name)
+                raise BadInput(
+                    f"Another {kind.type_name.lower()} already has {field} {value!r}", field=field
+                )
+
+    # --- the verbs ------------------------------------------------------------------------------
+
+    async def create(
+        self, kind: type[Entity], values: dict[str, Any], *, args: dict[str, Any] | None = None
+    ) -> Entity:
+        """Create an entity (verb ``create``) with its ``Created`` event."""
+        values = clean(kind, values, creating=True)
+        entity = kind(id=new_id(kind.prefix), tenant=self.tenant, created_by=self.actor)
+        change = Change(self, entity, "create", event_type(kind.type_name, "create"), values, args or {})
+        await run_before(change)
+        values = clean(kind, change.values, creating=True)
+        await self._check_references(kind, values)
+        await self._check_unique(kind, values, entity.id)
+        for name, value in values.items():
+            setattr(entity, name, value)
+        entity.created_at = entity.updated_at = utcnow()
+        self.session.add(entity)
+        data = snapshot(entity) | {k: jsonable(v) for k, v in change.args.items() if v is not None}
+        change.event = await self._append(entity, change.event_type, data)
+        await self._after(change)
+        return entity
+
+    async def transition(
+        self,
+        kind: type[Entity],
+        id_: str,
+        verb: str,
+        *,
+        values: dict[str, Any] | None = None,
+        args: dict[str, Any] | None = None,
+        expected_version: int | None = None,
+    ) -> Entity:
+        """Apply ``verb`` (update, delete or a lifecycle verb) to an entity, with its event."""
+        entity = await self.load(kind, id_)
+        if expected_version is not None and entity.version != expected_version:
+            raise VersionConflict(id_, expected_version, entity.version)
+        lifecycle = LIFECYCLES[kind.type_name]
+        field = lifecycle.state_field
+        state = getattr(entity, field) if field else None
+        if not lifecycle.permits(verb, state):
+            raise InvalidTransition(kind.type_name, state, verb, lifecycle.allowed(state))
+        values = clean(kind, values or {}, creating=False)
+        if field and verb == "update" and field in values:
+            if not lifecycle.may_move(state, values[field]):
+                raise InvalidTransition(
+                    kind.type_name, state, verb, lifecycle.allowed(state),
+                    to=values[field], reachable=sorted(lifecycle.moves.get(state, ())),
+                )  # fmt: skip
+        elif field and (target := lifecycle.target(verb, state)) is not None:
+            values[field] = target
+        change = Change(
+            self, entity, verb, event_type(kind.type_name, verb), values, args or {}, snapshot(entity)
+        )
+        await run_before(change)
+        values = clean(kind, change.values, creating=False)
+        await self._check_references(kind, values)
+        await self._check_unique(kind, values, entity.id)
+        data: dict[str, Any] = {}
+        for name, value in values.items():
+            if getattr(entity, name) != value:
+                data[api_name(kind, name)] = {
+                    "before": jsonable(getattr(entity, name)), "after": jsonable(value)
+                }
+                setattr(entity, name, value)
+        now = utcnow()
+        if verb == "delete":
+            data["deletedAt"] = {"before": None, "after": jsonable(now)}
+            entity.deleted_at = now
+        entity.version += 1
+        entity.updated_at = now
+        data |= {k: jsonable(v) for k, v in change.args.items() if v is not None}
+        change.event = await self._append(entity, change.event_type, data)
+        await self._after(change)
+        return entity
+
+    # --- the event log --------------------------------------------------------------------------
+
+    async def _append(self, entity: Entity, type_: str, data: dict[str, Any]) -> Event:
+        event = Event(
+            id=new_id("evt"),
+            tenant=self.tenant,
+            seq=await self._next_seq(),
+            type=type_,
+            entity_type=type(entity).type_name,
+            target=entity.id,
+            actor=self.actor,
+            timestamp=entity.updated_at,
+            version=entity.version,
+            data=data,
+            cause_id=self._causes[-1] if self._causes else None,
+        )
+        self.session.add(event)
+        await self.session.flush()
+        self.events.append(event)
+        return event
+
+    async def _next_seq(self) -> int:
+        """Increment the tenant's counter; its row lock orders appends by commit."""
+        insert = (postgresql if self.db.dialect == "postgresql" else sqlite).insert
+        table = TenantSequence.__table__
+        statement = (
+            insert(table)
+            .values(tenant=self.tenant, last_seq=1)
+            .on_conflict_do_update(index_elements=["tenant"], set_={"last_seq": table.c.last_seq + 1})
+            .returning(table.c.last_seq)
+        )
+        return (await self.session.execute(statement)).scalar_one()
+
+    async def _after(self, change: Change) -> None:
+        assert change.event is not None
+        self._causes.append(change.event.id)
+        try:
+            await run_after(change)
+        finally:
+            self._causes.pop()

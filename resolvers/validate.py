@@ -1,0 +1,96 @@
+"""Generic input checks, driven by what the tables declare (length, enum, range, format).
+
+Every check raises ``BadInput`` before anything is written.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import String
+
+from models.base import ENTITIES, Entity
+from models.ids import type_of
+from resolvers.errors import BadInput
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+META_FIELDS = frozenset({"id", "tenant", "version", "created_at", "updated_at", "created_by", "deleted_at"})
+
+
+@cache
+def references(kind: type[Entity]) -> dict[str, type[Entity]]:
+    """The relation columns of a table and the entity each points to: ``{"requester_id": Contact}``."""
+    found = {}
+    by_table = {cls.__tablename__: cls for cls in ENTITIES.values()}
+    for column in kind.__table__.columns:
+        for fk in column.foreign_keys:
+            found[column.name] = by_table[fk.column.table.name]
+    return found
+
+
+@cache
+def required(kind: type[Entity]) -> list[str]:
+    """Fields a create must give: not nullable and without a default."""
+    return [
+        c.name
+        for c in kind.__table__.columns
+        if not c.nullable and c.default is None and c.name not in META_FIELDS
+        and kind.model_fields[c.name].default_factory is None
+    ]
+
+
+def clean(kind: type[Entity], values: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+    """Check ``values`` for ``kind`` and return them normalised (enums as their names)."""
+    columns = kind.__table__.columns
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if name in META_FIELDS or name not in columns:
+            raise BadInput(f"{kind.type_name} has no field {_camel(name)!r}", field=_camel(name))
+        column = columns[name]
+        field = _camel(name.removesuffix("_id") if name in references(kind) else name)
+        if isinstance(value, Enum):
+            value = value.value
+        if value is None:
+            if not column.nullable:
+                raise BadInput(f"{field} cannot be null", field=field)
+            out[name] = None
+            continue
+        if isinstance(column.type, String):
+            if not isinstance(value, str):
+                raise BadInput(f"{field} must be a string", field=field)
+            if not column.nullable and not value.strip():
+                raise BadInput(f"{field} cannot be empty", field=field)
+            if column.type.length and len(value) > column.type.length:
+                raise BadInput(
+                    f"{field} is longer than {column.type.length} characters", field=field
+                )
+        info = column.info
+        if "enum" in info and value not in info["enum"].__members__:
+            raise BadInput(f"{field} must be one of {', '.join(info['enum'].__members__)}", field=field)
+        if "range" in info:
+            low, high = info["range"]
+            if (low is not None and value < low) or (high is not None and value > high):
+                span = f"between {low} and {high}" if high is not None else f"at least {low}"
+                raise BadInput(f"{field} must be {span}", field=field)
+        if info.get("format") == "email" and not _EMAIL.match(value):
+            raise BadInput(f"{field} is not a valid email address", field=field)
+        if name in references(kind):
+            target = references(kind)[name]
+            if type_of(value) != target.type_name:
+                raise BadInput(f"{field} must be the id of a {target.type_name}", field=field)
+        if isinstance(value, list) and any(not isinstance(v, str) or len(v) > 1000 for v in value):
+            raise BadInput(f"{field} must be strings of at most 1000 characters", field=field)
+        out[name] = value
+    if creating:
+        for name in required(kind):
+            if out.get(name) is None:
+                raise BadInput(f"{_camel(name)} is required", field=_camel(name))
+    return out
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
