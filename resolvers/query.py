@@ -1,0 +1,248 @@
+"""Lists as SQL: ``where`` → WHERE, ``orderBy`` → ORDER BY, keyset cursors, lazy ``totalCount``.
+
+``where`` arrives as plain dicts: ``{"status": {"eq": "OPEN"}, "or_": [...]}``, with operator
+keys ``eq ne in_ nin gt gte lt lte is_null contains has_any`` and the combinators ``and_``,
+``or_``, ``not_``. Relations filter by id under their API name (``organization``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import String, and_, case, exists, false, func, literal, not_, or_, select, true
+from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.expression import column as sql_column
+
+from models.db import Database
+from resolvers.errors import BadInput
+
+DEFAULT_PAGE = 20
+MAX_PAGE = 100
+
+
+@dataclass
+class Page:
+    """One page of a connection."""
+
+    rows: list[Any]
+    cursors: list[str]
+    has_next: bool
+    has_previous: bool
+    count: Callable[[], Awaitable[int]]
+
+
+def page_size(first: int | None, last: int | None) -> tuple[int, bool]:
+    """How many rows to return and whether counting from the end; checks the bounds."""
+    if first is not None and last is not None:
+        raise BadInput("Pass first or last, not both")
+    size = first if last is None else last
+    if size is None:
+        return DEFAULT_PAGE, False
+    if not 0 <= size <= MAX_PAGE:
+        name = "first" if last is None else "last"
+        raise BadInput(f"{name} must be between 0 and {MAX_PAGE}", argument=name)
+    return size, last is not None
+
+
+# --- filters -----------------------------------------------------------------------------------
+
+
+def field_column(kind: type, name: str) -> ColumnElement:
+    columns = kind.__table__.columns
+    if name in columns:
+        return columns[name]
+    if f"{name}_id" in columns:
+        return columns[f"{name}_id"]
+    raise BadInput(f"Cannot filter {kind.__name__} by {name!r}")
+
+
+def compile_where(kind: type, where: dict[str, Any] | None, dialect: str) -> ColumnElement:
+    """The SQL condition for a ``where`` document (``true()`` when empty)."""
+    if not where:
+        return true()
+    parts: list[ColumnElement] = []
+    for name, spec in where.items():
+        if spec is None:
+            continue
+        if name == "and_":
+            parts.extend(compile_where(kind, w, dialect) for w in spec)
+        elif name == "or_":
+            parts.append(or_(*(compile_where(kind, w, dialect) for w in spec)) if spec else false())
+        elif name == "not_":
+            parts.append(not_(compile_where(kind, spec, dialect)))
+        else:
+            column = field_column(kind, name)
+            parts.extend(_operator(column, op, value, dialect) for op, value in spec.items())
+    return and_(true(), *parts)
+
+
+def _operator(column, op: str, value: Any, dialect: str) -> ColumnElement:
+    nullable = column.nullable
+    if op == "is_null":
+        return column.is_(None) if value else column.is_not(None)
+    if value is None:
+        raise BadInput(f"Operator {op} needs a value; use isNull to match a missing {column.name}")
+    if op == "eq":
+        return column == value
+    if op == "ne":
+        return or_(column != value, column.is_(None)) if nullable else column != value
+    if op == "in_":
+        return column.in_(value)
+    if op == "nin":
+        return or_(column.not_in(value), column.is_(None)) if nullable else column.not_in(value)
+    if op in ("gt", "gte", "lt", "lte"):
+        return getattr(column, f"__{op[:2]}{'e' if op.endswith('e') else 't'}__")(value)
+    if op == "contains":
+        return func.lower(column).contains(value.lower(), autoescape=True)
+    if op == "has_any":
+        if not value:
+            return false()
+        if dialect == "postgresql":
+            return column.has_any(func.cast(value, _text_array()))
+        element = sql_column("value")
+        return exists(select(literal(1)).select_from(func.json_each(column)).where(element.in_(value)))
+    raise BadInput(f"Unknown operator {op!r}")
+
+
+def _text_array():
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    return ARRAY(String)
+
+
+# --- order and cursors -------------------------------------------------------------------------
+
+
+def sort_expression(kind: type, name: str) -> ColumnElement:
+    """A NULL-free expression to sort by; enums sort in their declared order (LOW < URGENT)."""
+    column = kind.__table__.columns[name]
+    enum = column.info.get("enum")
+    if enum is not None:
+        return case({m: i for i, m in enumerate(enum.__members__, start=1)}, value=column, else_=0)
+    if column.nullable:
+        fallback = "" if isinstance(column.type, String) else 0
+        return func.coalesce(column, fallback)
+    return column
+
+
+def encode_cursor(values: Sequence[Any]) -> str:
+    raw = orjson.dumps([v.isoformat() if isinstance(v, datetime) else v for v in values])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, keys: list[tuple[ColumnElement, bool]]) -> list[Any]:
+    try:
+        values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        raise BadInput("Malformed cursor", cursor=cursor) from None
+    if not isinstance(values, list) or len(values) != len(keys):
+        raise BadInput("This cursor belongs to another ordering", cursor=cursor)
+    decoded = []
+    for value, (expression, _) in zip(values, keys):
+        try:
+            python_type = expression.type.python_type
+        except NotImplementedError:
+            python_type = object
+        if python_type is datetime and isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        ok = (
+            value is not None
+            and (python_type is object or isinstance(value, python_type)
+                 or (python_type is float and isinstance(value, int)))
+        )  # fmt: skip
+        if not ok:
+            raise BadInput("Malformed cursor", cursor=cursor)
+        decoded.append(value)
+    return decoded
+
+
+def _after(keys: list[tuple[ColumnElement, bool]], values: list[Any]) -> ColumnElement:
+    """Rows strictly after ``values`` in the order ``keys`` (lexicographic keyset)."""
+    alternatives = []
+    for i, (expression, descending) in enumerate(keys):
+        equal = [k == v for (k, _), v in zip(keys[:i], values[:i])]
+        beyond = expression < values[i] if descending else expression > values[i]
+        alternatives.append(and_(*equal, beyond))
+    return or_(*alternatives)
+
+
+# --- the query ---------------------------------------------------------------------------------
+
+
+async def find(
+    db: Database,
+    kind: type,
+    *,
+    tenant: str,
+    where: dict[str, Any] | None = None,
+    order: Sequence[tuple[str, bool]] = (),
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
+    include_deleted: bool = False,
+    scope: dict[str, Any] | None = None,
+) -> Page:
+    """A page of ``kind`` in ``tenant``; ``order`` is ``[(column, descending)]``, id breaks ties.
+
+    Without an order, lists are oldest first (events: commit order).
+    """
+    size, from_end = page_size(first, last)
+    condition = and_(kind.tenant == tenant, compile_where(kind, where, db.dialect))
+    for name, value in (scope or {}).items():
+        condition = and_(condition, kind.__table__.columns[name] == value)
+    if hasattr(kind, "deleted_at") and not include_deleted:
+        condition = and_(condition, kind.deleted_at.is_(None))
+    default = "seq" if hasattr(kind, "seq") else "created_at"
+    keys = [(sort_expression(kind, name), desc) for name, desc in (order or [(default, False)])]
+    keys.append((kind.__table__.columns["id"], keys[-1][1] if order else False))
+
+    paged = condition
+    if after is not None:
+        paged = and_(paged, _after(keys, decode_cursor(after, keys)))
+    if before is not None:
+        reversed_keys = [(k, not d) for k, d in keys]
+        paged = and_(paged, _after(reversed_keys, decode_cursor(before, keys)))
+    walk = [(k, not d) for k, d in keys] if from_end else keys
+    labels = [k.label(f"_k{i}") for i, (k, _) in enumerate(keys)]
+    statement = (
+        select(kind, *labels)
+        .where(paged)
+        .order_by(*(k.desc() if d else k.asc() for k, d in walk))
+        .limit(size + 1)
+    )
+    async with db.reading() as session:
+        result = (await session.execute(statement)).all()
+    more = len(result) > size
+    result = result[:size]
+    if from_end:
+        result.reverse()
+    rows = [r[0] for r in result]
+    cursors = [encode_cursor(list(r[1:])) for r in result]
+
+    async def count() -> int:
+        async with db.reading() as session:
+            return (await session.execute(select(func.count()).select_from(kind).where(condition))).scalar_one()
+
+    return Page(
+        rows=rows,
+        cursors=cursors,
+        has_next=more if not from_end else before is not None,
+        has_previous=more if from_end else after is not None,
+        count=count,
+    )
+
+
+async def get(db: Database, kind: type, *, tenant: str, id_: str, include_deleted: bool = True):
+    """One entity of ``tenant`` by id, or None."""
+    condition = and_(kind.id == id_, kind.tenant == tenant)
+    if not include_deleted and hasattr(kind, "deleted_at"):
+        condition = and_(condition, kind.deleted_at.is_(None))
+    async with db.reading() as session:
+        return (await session.execute(select(kind).where(condition))).scalar()
