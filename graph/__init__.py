@@ -1,0 +1,1 @@
+"""The GraphQL surface: Strawberry types, the ASGI app, the server and the CLI."""

@@ -1,0 +1,107 @@
+"""The ASGI application: ``/graphql`` (HTTP, GraphiQL, WebSocket), ``/healthz``, ``/readyz``."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from strawberry.asgi import GraphQL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+
+from models.base import ANONYMOUS_ACTOR, DEFAULT_TENANT
+from models.db import Database
+from resolvers.broker import Broker, broker_from_url
+from graph.context import Context
+from graph.schema import schema
+from graph.settings import Settings
+
+log = logging.getLogger("support_graph")
+
+
+@dataclass
+class Services:
+    """What lives as long as the process: settings, database, broker."""
+
+    settings: Settings
+    db: Database
+    broker: Broker
+
+
+class SupportGraphQL(GraphQL):
+    """Strawberry's ASGI app with our context."""
+
+    def __init__(self, services: Services) -> None:
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if services.settings.graphiql else None,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+        )
+        self.services = services
+
+    async def get_context(self, request: Any, response: Any = None) -> Context:
+        services = self.services
+        return Context(
+            db=services.db,
+            tenant=DEFAULT_TENANT,
+            actor=ANONYMOUS_ACTOR,
+            publish=services.broker.publish,
+            request=request,
+            response=response,
+            request_id=uuid.uuid4().hex[:12],
+            services=services,
+        )
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the application; the schema is created on start."""
+    settings = settings or Settings()
+    services = Services(settings, Database(settings.database_url), broker_from_url(settings.broker_url))
+    graphql_app = SupportGraphQL(services)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await services.db.create_schema()
+        await services.broker.start()
+        try:
+            yield
+        finally:
+            await services.broker.stop()
+            await services.db.dispose()
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> JSONResponse:
+        checks = {"database": "ok", "broker": "ok" if services.broker.healthy else "down"}
+        try:
+            await services.db.ping()
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            log.exception("readiness: database unreachable")
+            checks["database"] = "down"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ready else "unavailable", **checks}, status_code=200 if ready else 503)
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/graphql", graphql_app, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql_app),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    return app
+
+
+def app_from_environment() -> Starlette:
+    """The factory uvicorn workers call: settings come from the environment."""
+    return create_app(Settings())

@@ -1,0 +1,32 @@
+"""The per-request context every resolver sees."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from models.db import Database
+from resolvers.loaders import Loaders
+from resolvers.unit import Publish, UnitOfWork
+
+
+@dataclass
+class Context:
+    """Who is asking (tenant, actor), the database, and this request's loaders."""
+
+    db: Database
+    tenant: str
+    actor: str
+    publish: Publish | None = None
+    request: Any = None
+    response: Any = None
+    request_id: str = ""
+    services: Any = None
+    loaders: Loaders = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self.db, self.tenant)
+
+    def unit(self) -> UnitOfWork:
+        """A unit of work on behalf of the caller."""
+        return UnitOfWork(self.db, tenant=self.tenant, actor=self.actor, publish=self.publish)

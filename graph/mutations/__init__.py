@@ -1,0 +1,50 @@
+"""One mutation per verb. Each field is a few lines: open a unit of work, call the resolver."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from strawberry import UNSET
+from strawberry.types import Info
+
+from models.base import ENTITIES, Entity
+from graph.types.common import input_values
+
+
+def given(value: Any) -> Any:
+    """An optional argument, with "not given" as None."""
+    return None if value is UNSET else value
+
+
+async def create(info: Info, entity: str, data: Any) -> Entity:
+    kind = ENTITIES[entity]
+    async with info.context.unit() as uow:
+        return await uow.create(kind, input_values(kind, data))
+
+
+async def update(info: Info, entity: str, id_: str, data: Any, expected_version: Any) -> Entity:
+    kind = ENTITIES[entity]
+    async with info.context.unit() as uow:
+        return await uow.transition(
+            kind, id_, "update", values=input_values(kind, data),
+            expected_version=given(expected_version),
+        )  # fmt: skip
+
+
+async def delete(info: Info, entity: str, id_: str, expected_version: Any) -> Entity:
+    async with info.context.unit() as uow:
+        return await uow.transition(
+            ENTITIES[entity], id_, "delete", expected_version=given(expected_version)
+        )
+
+
+async def verb(
+    info: Info, action: Callable[..., Awaitable[Entity]], id_: str, expected_version: Any, **arguments: Any
+) -> Entity:
+    """Run a lifecycle verb (``resolvers.ticket.escalate``) on behalf of the caller."""
+    async with info.context.unit() as uow:
+        return await action(
+            uow, id_, expected_version=given(expected_version),
+            **{k: given(v) for k, v in arguments.items()},
+        )  # fmt: skip

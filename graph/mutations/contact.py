@@ -1,0 +1,61 @@
+"""Contact and organization mutations."""
+
+from typing import Optional
+
+import strawberry
+from strawberry import UNSET
+from strawberry.types import Info
+
+from resolvers import contact
+from graph.mutations import create, delete, update, verb
+from graph.types.contact import Contact, CreateContactInput, UpdateContactInput
+from graph.types.organization import CreateOrganizationInput, Organization, UpdateOrganizationInput
+
+Version = Optional[int]
+
+
+@strawberry.type
+class ContactMutations:
+    @strawberry.mutation
+    async def create_contact(self, info: Info, input: CreateContactInput) -> Contact:
+        return await create(info, "Contact", input)
+
+    @strawberry.mutation
+    async def update_contact(
+        self, info: Info, id: strawberry.ID, input: UpdateContactInput, expected_version: Version = UNSET
+    ) -> Contact:
+        return await update(info, "Contact", id, input, expected_version)
+
+    @strawberry.mutation
+    async def delete_contact(self, info: Info, id: strawberry.ID, expected_version: Version = UNSET) -> Contact:
+        return await delete(info, "Contact", id, expected_version)
+
+    @strawberry.mutation(description="LEAD → QUALIFIED.")
+    async def qualify_contact(self, info: Info, id: strawberry.ID, expected_version: Version = UNSET) -> Contact:
+        return await verb(info, contact.qualify, id, expected_version)
+
+    @strawberry.mutation(description="Give the contact an owner (a teammate's contact id).")
+    async def assign_contact(
+        self, info: Info, id: strawberry.ID, owner: strawberry.ID, expected_version: Version = UNSET
+    ) -> Contact:
+        return await verb(info, contact.assign, id, expected_version, owner=owner)
+
+
+@strawberry.type
+class OrganizationMutations:
+    @strawberry.mutation
+    async def create_organization(self, info: Info, input: CreateOrganizationInput) -> Organization:
+        return await create(info, "Organization", input)
+
+    @strawberry.mutation
+    async def update_organization(
+        self, info: Info, id: strawberry.ID, input: UpdateOrganizationInput,
+        expected_version: Version = UNSET,
+    ) -> Organization:  # fmt: skip
+        return await update(info, "Organization", id, input, expected_version)
+
+    @strawberry.mutation
+    async def delete_organization(
+        self, info: Info, id: strawberry.ID, expected_version: Version = UNSET
+    ) -> Organization:
+        return await delete(info, "Organization", id, expected_version)

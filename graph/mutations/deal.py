@@ -1,0 +1,56 @@
+"""Deal mutations: create, update, delete, advance, win, lose, close, reopen."""
+
+from typing import Optional
+
+import strawberry
+from strawberry import UNSET
+from strawberry.types import Info
+
+from resolvers import deal
+from graph.mutations import create, delete, update, verb
+from graph.types.deal import CreateDealInput, Deal, UpdateDealInput
+
+Version = Optional[int]
+
+
+@strawberry.type
+class DealMutations:
+    @strawberry.mutation
+    async def create_deal(self, info: Info, input: CreateDealInput) -> Deal:
+        return await create(info, "Deal", input)
+
+    @strawberry.mutation
+    async def update_deal(
+        self, info: Info, id: strawberry.ID, input: UpdateDealInput, expected_version: Version = UNSET
+    ) -> Deal:
+        return await update(info, "Deal", id, input, expected_version)
+
+    @strawberry.mutation
+    async def delete_deal(self, info: Info, id: strawberry.ID, expected_version: Version = UNSET) -> Deal:
+        return await delete(info, "Deal", id, expected_version)
+
+    @strawberry.mutation(description="Move to the next pipeline stage.")
+    async def advance_deal(self, info: Info, id: strawberry.ID, expected_version: Version = UNSET) -> Deal:
+        return await verb(info, deal.advance, id, expected_version)
+
+    @strawberry.mutation
+    async def win_deal(
+        self, info: Info, id: strawberry.ID, reason: Optional[str] = UNSET, expected_version: Version = UNSET
+    ) -> Deal:
+        return await verb(info, deal.win, id, expected_version, reason=reason)
+
+    @strawberry.mutation
+    async def lose_deal(
+        self, info: Info, id: strawberry.ID, reason: Optional[str] = UNSET, expected_version: Version = UNSET
+    ) -> Deal:
+        return await verb(info, deal.lose, id, expected_version, reason=reason)
+
+    @strawberry.mutation
+    async def close_deal(self, info: Info, id: strawberry.ID, expected_version: Version = UNSET) -> Deal:
+        return await verb(info, deal.close, id, expected_version)
+
+    @strawberry.mutation
+    async def reopen_deal(
+        self, info: Info, id: strawberry.ID, reason: Optional[str] = UNSET, expected_version: Version = UNSET
+    ) -> Deal:
+        return await verb(info, deal.reopen, id, expected_version, reason=reason)

@@ -1,0 +1,82 @@
+"""Billing subscription mutations."""
+
+from typing import Optional
+
+import strawberry
+from strawberry import UNSET
+from strawberry.types import Info
+
+from resolvers import subscription
+from graph.mutations import create, delete, update, verb
+from graph.types.subscription import CreateSubscriptionInput, Subscription, UpdateSubscriptionInput
+
+Version = Optional[int]
+
+
+@strawberry.type
+class SubscriptionMutations:
+    @strawberry.mutation
+    async def create_subscription(self, info: Info, input: CreateSubscriptionInput) -> Subscription:
+        return await create(info, "Subscription", input)
+
+    @strawberry.mutation
+    async def update_subscription(
+        self, info: Info, id: strawberry.ID, input: UpdateSubscriptionInput,
+        expected_version: Version = UNSET,
+    ) -> Subscription:  # fmt: skip
+        return await update(info, "Subscription", id, input, expected_version)
+
+    @strawberry.mutation
+    async def delete_subscription(
+        self, info: Info, id: strawberry.ID, expected_version: Version = UNSET
+    ) -> Subscription:
+        return await delete(info, "Subscription", id, expected_version)
+
+    @strawberry.mutation(description="TRIALING, INCOMPLETE or PAST_DUE → ACTIVE; starts a period.")
+    async def activate_subscription(
+        self, info: Info, id: strawberry.ID, expected_version: Version = UNSET
+    ) -> Subscription:
+        return await verb(info, subscription.activate, id, expected_version)
+
+    @strawberry.mutation
+    async def pause_subscription(
+        self, info: Info, id: strawberry.ID, expected_version: Version = UNSET
+    ) -> Subscription:
+        return await verb(info, subscription.pause, id, expected_version)
+
+    @strawberry.mutation
+    async def cancel_subscription(
+        self, info: Info, id: strawberry.ID, reason: Optional[str] = UNSET,
+        expected_version: Version = UNSET,
+    ) -> Subscription:  # fmt: skip
+        return await verb(info, subscription.cancel, id, expected_version, reason=reason)
+
+    @strawberry.mutation(description="PAUSED or CANCELLED → ACTIVE.")
+    async def reactivate_subscription(
+        self, info: Info, id: strawberry.ID, expected_version: Version = UNSET
+    ) -> Subscription:
+        return await verb(info, subscription.reactivate, id, expected_version)
+
+    @strawberry.mutation(description="A bigger plan or more seats; the status stays.")
+    async def upgrade_subscription(
+        self, info: Info, id: strawberry.ID, plan: Optional[str] = UNSET, quantity: Optional[int] = UNSET,
+        expected_version: Version = UNSET,
+    ) -> Subscription:  # fmt: skip
+        return await verb(
+            info, subscription.change_plan, id, expected_version, verb="upgrade", plan=plan, quantity=quantity
+        )
+
+    @strawberry.mutation(description="A smaller plan or fewer seats; the status stays.")
+    async def downgrade_subscription(
+        self, info: Info, id: strawberry.ID, plan: Optional[str] = UNSET, quantity: Optional[int] = UNSET,
+        expected_version: Version = UNSET,
+    ) -> Subscription:  # fmt: skip
+        return await verb(
+            info, subscription.change_plan, id, expected_version, verb="downgrade", plan=plan, quantity=quantity
+        )
+
+    @strawberry.mutation(description="Start the next billing period.")
+    async def renew_subscription(
+        self, info: Info, id: strawberry.ID, expected_version: Version = UNSET
+    ) -> Subscription:
+        return await verb(info, subscription.renew, id, expected_version)

@@ -1,0 +1,91 @@
+"""The root ``Query``: one field and one list per entity, ``node``, and the event log."""
+
+from datetime import datetime
+from typing import Annotated, Any, Optional
+
+import strawberry
+from strawberry import UNSET
+from strawberry.types import Info
+
+from models.base import ENTITIES
+from models.event import Event as EventRow
+from models.ids import type_of
+from resolvers import events, query
+from graph.types.common import Connection, Node, list_connection, reverse
+from graph.types.event import Event, EventOrder, EventWhere
+
+
+def one(entity: str) -> Any:
+    """``ticket(id, asOf)``: one entity of the caller's tenant, now or as it stood then."""
+    kind = ENTITIES[entity]
+
+    async def resolve(
+        info: Info, id: strawberry.ID, as_of: Optional[datetime] = UNSET
+    ) -> Optional[Annotated[entity, strawberry.lazy(f"graph.types.{entity.lower()}")]]:
+        return await fetch(info, kind, id, None if as_of is UNSET else as_of)
+
+    return strawberry.field(
+        resolver=resolve,
+        description=f"One {entity.lower()} by id; with asOf, as it stood then (replayed from its events).",
+    )
+
+
+async def fetch(info: Info, kind: type, id_: str, when: Optional[datetime] = None) -> Any:
+    context = info.context
+    if type_of(id_) != kind.type_name:
+        return None
+    if when is not None:
+        found = await events.as_of(context.db, kind, tenant=context.tenant, id_=id_, when=when)
+    else:
+        found = await query.get(context.db, kind, tenant=context.tenant, id_=id_)
+    return None if found is None or found.deleted_at is not None and when is None else found
+
+
+@strawberry.type
+class Query:
+    ticket = one("Ticket")
+    tickets = reverse("Ticket", description="Tickets, oldest first unless ordered.")
+    contact = one("Contact")
+    contacts = reverse("Contact")
+    organization = one("Organization")
+    organizations = reverse("Organization")
+    deal = one("Deal")
+    deals = reverse("Deal")
+    subscription = one("Subscription")
+    subscriptions = reverse("Subscription")
+    issue = one("Issue")
+    issues = reverse("Issue")
+    activity = one("Activity")
+    activities = reverse("Activity")
+    metric = one("Metric")
+    metrics = reverse("Metric")
+
+    @strawberry.field(description="Any entity or event by its id; the prefix names the type.")
+    async def node(self, info: Info, id: strawberry.ID) -> Optional[Node]:
+        entity = type_of(id)
+        if entity == "Event":
+            return await event_by_id(info, id)
+        return None if entity is None else await fetch(info, ENTITIES[entity], id)
+
+    @strawberry.field(description="One event by id.")
+    async def event(self, info: Info, id: strawberry.ID) -> Optional[Event]:
+        return await event_by_id(info, id)
+
+    @strawberry.field(description="The event log of the caller's tenant, in commit order.")
+    async def events(
+        self,
+        info: Info,
+        where: Optional[EventWhere] = UNSET,
+        order_by: Optional[list[EventOrder]] = UNSET,
+        first: Optional[int] = UNSET,
+        after: Optional[str] = UNSET,
+        last: Optional[int] = UNSET,
+        before: Optional[str] = UNSET,
+    ) -> Connection[Event]:
+        return await list_connection(info, "Event", where, order_by, first, after, last, before, False)
+
+
+async def event_by_id(info: Info, id_: str) -> Any:
+    if type_of(id_) != "Event":
+        return None
+    return await info.context.loaders.by_id(EventRow).load(id_)

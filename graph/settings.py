@@ -1,0 +1,25 @@
+"""Configuration: command-line flags over environment variables over defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from models.db import DEFAULT_DATABASE_URL
+
+
+def _env_bool(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes", "on")
+
+
+@dataclass
+class Settings:
+    """Everything the server can be told. See the configuration table in README.md."""
+
+    database_url: str = field(default_factory=lambda: os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL))
+    broker_url: str = field(default_factory=lambda: os.environ.get("BROKER_URL", "memory://"))
+    host: str = field(default_factory=lambda: os.environ.get("HOST", "127.0.0.1"))
+    port: int = field(default_factory=lambda: int(os.environ.get("PORT", "8000")))
+    workers: int = field(default_factory=lambda: int(os.environ.get("WORKERS", "1")))
+    require_auth: bool = field(default_factory=lambda: _env_bool("REQUIRE_AUTH"))
+    graphiql: bool = True

@@ -1,0 +1,1 @@
+"""GraphQL object types, inputs, filters and orders, one module per entity."""
