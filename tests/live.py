@@ -1,0 +1,112 @@
+"""A real support-graph server for tests: uvicorn on a free port, in a thread of this process.
+
+Running in-process lets tests count the SQL statements the server runs and look at its
+database directly, while every request still goes over real HTTP or WebSocket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+import httpx
+import uvicorn
+from sqlalchemy import event as sa_event
+from sqlalchemy import text
+
+from graph.app import create_app
+from graph.settings import Settings
+
+
+class GraphQLError(AssertionError):
+    """A response had errors where the test expected none."""
+
+
+class LiveServer:
+    """A running server; ``url`` is its base address."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app = create_app(settings)
+        self.services = self.app.state.services
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=0, log_level="warning", ws_ping_interval=None, lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.statements = 0
+        self._counting = threading.Lock()
+        sa_event.listen(self.services.db.engine.sync_engine, "before_cursor_execute", self._count)
+
+    def _count(self, *args: Any) -> None:
+        with self._counting:
+            self.statements += 1
+
+    def start(self) -> LiveServer:
+        def run() -> None:
+            self.loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self.loop)
+            self.loop.run_until_complete(self.server.serve())
+
+        self.thread = threading.Thread(target=run, name="live-server", daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
+        self.url = f"http://{host}:{port}"
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+        return self
+
+    def stop(self) -> None:
+        self.http.close()
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+    # --- talking to it ----------------------------------------------------------------------------
+
+    def post(self, query: str, variables: dict | None = None, headers: dict | None = None) -> dict:
+        """POST a GraphQL operation; the whole response body."""
+        response = self.http.post("/graphql", json={"query": query, "variables": variables or {}}, headers=headers)
+        return response.json()
+
+    def data(self, query: str, variables: dict | None = None, headers: dict | None = None) -> dict:
+        """POST an operation that must succeed; its ``data``."""
+        body = self.post(query, variables, headers)
+        if body.get("errors"):
+            raise GraphQLError(body["errors"])
+        return body["data"]
+
+    def error(self, query: str, variables: dict | None = None, headers: dict | None = None) -> dict:
+        """POST an operation that must fail; its first error."""
+        body = self.post(query, variables, headers)
+        assert body.get("errors"), f"expected an error, got {body}"
+        return body["errors"][0]
+
+    def run(self, coroutine: Coroutine) -> Any:
+        """Run a coroutine on the server's loop (to read its database directly)."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=60)
+
+    def sql(self, statement: str, **params: Any) -> list[tuple]:
+        async def go() -> list[tuple]:
+            async with self.services.db.engine.connect() as conn:
+                return [tuple(r) for r in (await conn.execute(text(statement), params)).all()]
+
+        return self.run(go())
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table: compare before and after to prove nothing was written."""
+        tables = ["organization", "contact", "deal", "subscription", "ticket", "issue", "activity", "metric", "event"]
+        return {t: self.sql(f"SELECT COUNT(*) FROM {t}")[0][0] for t in tables}
+
+    def count_statements(self, query: str, variables: dict | None = None) -> tuple[dict, int]:
+        """Run a query and count the SQL statements the server executed for it."""
+        before = self.statements
+        data = self.data(query, variables)
+        return data, self.statements - before
