@@ -70,3 +70,9 @@ class RateLimited(DomainError):
 
 class QueryTooComplex(DomainError):
     code = "QUERY_TOO_COMPLEX"
+
+
+class HookFailed(DomainError):
+    """A hook failed for a reason of its own (a bug, an outage): the verb wrote nothing."""
+
+    code = "INTERNAL"

@@ -8,10 +8,13 @@ with the verb, or not at all. The hooks that ship live in ``resolvers.reactions`
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from resolvers.errors import DomainError, HookFailed
 
 if TYPE_CHECKING:
     from models.base import Entity
@@ -36,6 +39,7 @@ class Change:
     event: Event | None = None
 
 
+log = logging.getLogger("support_graph.hooks")
 Hook = Callable[[Change], Awaitable[None]]
 _before: dict[str, list[Hook]] = defaultdict(list)
 _after: dict[str, list[Hook]] = defaultdict(list)
@@ -65,9 +69,24 @@ def after(*event_types: str) -> Callable[[Hook], Hook]:
 
 async def run_before(change: Change) -> None:
     for hook in _before.get(change.event_type, ()):
-        await hook(change)
+        await _run(hook, change, "before")
 
 
 async def run_after(change: Change) -> None:
     for hook in _after.get(change.event_type, ()):
+        await _run(hook, change, "after")
+
+
+async def _run(hook: Hook, change: Change, when: str) -> None:
+    """Run one hook; a failure aborts the verb with an error naming the hook."""
+    try:
         await hook(change)
+    except DomainError:
+        raise
+    except Exception as error:
+        log.exception("%s-hook %s of %s failed", when, hook.__name__, change.event_type)
+        raise HookFailed(
+            f"{change.event_type} was not applied: its {when}-hook {hook.__name__} failed. "
+            "Nothing was written.",
+            hook=hook.__name__,
+        ) from error

@@ -16,6 +16,15 @@ from models.entities import Subscription
 CURRENT_SUBSCRIPTION_ORDER = ("ACTIVE", "TRIALING", "PAST_DUE", "CANCELLED")
 
 
+def pick_current_subscription(subscriptions: Sequence[Subscription]) -> Subscription | None:
+    """An organization's current subscription among its live ones: by status, then the newest."""
+    rank = {status: i for i, status in enumerate(CURRENT_SUBSCRIPTION_ORDER)}
+    candidates = [s for s in subscriptions if s.status in rank]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda s: (rank[s.status], -s.started_at.timestamp()))
+
+
 class Loaders:
     """The loaders of one request, for one tenant. Made per request so nothing leaks across."""
 
@@ -60,11 +69,7 @@ class Loaders:
         if organization_id is None:
             return None
         subscriptions = await self.many_by(Subscription, "organization_id").load(organization_id)
-        rank = {status: i for i, status in enumerate(CURRENT_SUBSCRIPTION_ORDER)}
-        candidates = [s for s in subscriptions if s.status in rank]
-        if not candidates:
-            return None
-        return min(candidates, key=lambda s: (rank[s.status], -s.started_at.timestamp()))
+        return pick_current_subscription(subscriptions)
 
     async def _select(self, kind: type, *conditions, order=()) -> list[Any]:
         statement = select(kind).where(kind.tenant == self.tenant, *conditions)

@@ -76,6 +76,13 @@ class UnitOfWork:
             raise NotFound(f"No {kind.type_name} with id {id_!r}", id=id_)
         return entity
 
+    async def find(self, kind: type[Entity], id_: str) -> Entity | None:
+        """The live entity ``id_`` of this tenant, unlocked, or None."""
+        try:
+            return await self.load(kind, id_, lock=False)
+        except NotFound:
+            return None
+
     async def _check_references(self, kind: type[Entity], values: dict[str, Any]) -> None:
         for column, target in references(kind).items():
             ref = values.get(column)
@@ -224,3 +231,7 @@ class UnitOfWork:
             await run_after(change)
         finally:
             self._causes.pop()
+
+
+# The shipped hooks register themselves on import; every unit of work runs them.
+from resolvers import reactions  # noqa: E402,F401
