@@ -19,6 +19,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from models.base import ANONYMOUS_ACTOR, DEFAULT_TENANT
 from models.db import Database
 from resolvers.broker import Broker, broker_from_url
+from resolvers.live import Live
 from graph.context import Context
 from graph.schema import schema
 from graph.settings import Settings
@@ -28,11 +29,12 @@ log = logging.getLogger("support_graph")
 
 @dataclass
 class Services:
-    """What lives as long as the process: settings, database, broker."""
+    """What lives as long as the process: settings, database, broker, live streams."""
 
     settings: Settings
     db: Database
     broker: Broker
+    live: Live
 
 
 class SupportGraphQL(GraphQL):
@@ -63,7 +65,9 @@ class SupportGraphQL(GraphQL):
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the application; the schema is created on start."""
     settings = settings or Settings()
-    services = Services(settings, Database(settings.database_url), broker_from_url(settings.broker_url))
+    db = Database(settings.database_url)
+    broker = broker_from_url(settings.broker_url)
+    services = Services(settings, db, broker, Live(db, broker))
     graphql_app = SupportGraphQL(services)
 
     @asynccontextmanager
@@ -73,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            await services.live.stop()
             await services.broker.stop()
             await services.db.dispose()
 

@@ -17,11 +17,22 @@ from resolvers.errors import DomainError
 log = logging.getLogger("support_graph.errors")
 
 
-def client_error(error: GraphQLError, request_id: str) -> GraphQLError:
-    """The error as the client may see it."""
+def _cause(error: GraphQLError) -> BaseException | None:
     original = error.original_error
     while isinstance(original, GraphQLError) and original.original_error is not None:
         original = original.original_error
+    return original
+
+
+def is_internal(error: GraphQLError) -> bool:
+    """An error of ours (a bug, an outage), not of the request."""
+    original = _cause(error)
+    return original is not None and not isinstance(original, (DomainError, GraphQLError))
+
+
+def client_error(error: GraphQLError, request_id: str) -> GraphQLError:
+    """The error as the client may see it."""
+    original = _cause(error)
     if isinstance(original, DomainError):
         code, message, extra = original.code, original.message, original.extensions
     elif original is None or isinstance(original, GraphQLError):

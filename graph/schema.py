@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.tools import merge_types
 
-from graph.errors import ErrorCodes
+from graph.errors import ErrorCodes, is_internal
 from graph.mutations.contact import ContactMutations, OrganizationMutations
 from graph.mutations.deal import DealMutations
 from graph.mutations.subscription import SubscriptionMutations
 from graph.mutations.ticket import TicketMutations
 from graph.mutations.work import ActivityMutations, IssueMutations, MetricMutations
 from graph.queries import Query
+from graph.subscriptions import Live
 from graph.types import activity, contact, deal, issue, metric, organization, subscription, ticket
 
 Mutation = merge_types(
@@ -29,9 +31,18 @@ ENTITY_TYPES = [
 ]  # fmt: skip
 
 
+class SupportSchema(strawberry.Schema):
+    """Logs only what went wrong on our side; a client's mistake is answered, not logged."""
+
+    def process_errors(self, errors: list[GraphQLError], execution_context=None) -> None:
+        unexpected = [e for e in errors if is_internal(e)]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
+
+
 def build_schema() -> strawberry.Schema:
-    return strawberry.Schema(
-        query=Query, mutation=Mutation, types=ENTITY_TYPES, extensions=[ErrorCodes]
+    return SupportSchema(
+        query=Query, mutation=Mutation, subscription=Live, types=ENTITY_TYPES, extensions=[ErrorCodes]
     )
 
 

@@ -1,4 +1,4 @@
-"""The event log read back: time travel (``asOf``) now, live streams with the Live issue."""
+"""The event log read back: an entity as it stood at a time, or right after an event."""
 
 from __future__ import annotations
 
@@ -20,5 +20,23 @@ async def as_of(db: Database, kind: type[Entity], *, tenant: str, id_: str, when
         .order_by(Event.seq)
     )
     async with db.reading() as session:
+        events = list((await session.execute(statement)).scalars())
+    return replay(kind, tenant, events)
+
+
+async def state_after(db: Database, kind: type[Entity], *, tenant: str, event: Event) -> Entity | None:
+    """The entity as it stood right after ``event``: the current row when nothing has happened
+    to it since, otherwise replayed from its events up to that one."""
+    async with db.reading() as session:
+        current = (
+            await session.execute(select(kind).where(kind.id == event.target, kind.tenant == tenant))
+        ).scalar()
+        if current is not None and current.version == event.version:
+            return current
+        statement = (
+            select(Event)
+            .where(Event.tenant == tenant, Event.target == event.target, Event.seq <= event.seq)
+            .order_by(Event.seq)
+        )
         events = list((await session.execute(statement)).scalars())
     return replay(kind, tenant, events)

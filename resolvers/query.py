@@ -246,3 +246,59 @@ async def get(db: Database, kind: type, *, tenant: str, id_: str, include_delete
         condition = and_(condition, kind.deleted_at.is_(None))
     async with db.reading() as session:
         return (await session.execute(select(kind).where(condition))).scalar()
+
+
+# --- the same filters, on one entity in memory ---------------------------------------------------
+# Live streams filter the state *after each event*, which is not a row in the table any more.
+# ``matches`` mirrors ``compile_where`` operator for operator; tests/test_where_equivalence.py
+# checks the two agree.
+
+
+def matches(kind: type, where: dict[str, Any] | None, entity: Any) -> bool:
+    """Whether ``entity`` satisfies ``where``, with the semantics of ``compile_where``."""
+    for name, spec in (where or {}).items():
+        if spec is None:
+            continue
+        if name == "and_":
+            ok = all(matches(kind, w, entity) for w in spec)
+        elif name == "or_":
+            ok = any(matches(kind, w, entity) for w in spec)
+        elif name == "not_":
+            ok = not matches(kind, spec, entity)
+        else:
+            column = field_column(kind, name)
+            value = getattr(entity, column.name)
+            ok = all(_holds(op, value, operand, column.nullable) for op, operand in spec.items())
+        if not ok:
+            return False
+    return True
+
+
+def _holds(op: str, value: Any, operand: Any, nullable: bool) -> bool:
+    if op == "is_null":
+        return (value is None) == bool(operand)
+    if operand is None:
+        raise BadInput(f"Operator {op} needs a value; use isNull to match a missing value")
+    if op == "ne":
+        return value != operand or (nullable and value is None)
+    if op == "nin":
+        return value not in operand or (nullable and value is None)
+    if value is None:
+        return False
+    if op == "eq":
+        return value == operand
+    if op == "in_":
+        return value in operand
+    if op == "gt":
+        return value > operand
+    if op == "gte":
+        return value >= operand
+    if op == "lt":
+        return value < operand
+    if op == "lte":
+        return value <= operand
+    if op == "contains":
+        return operand.lower() in value.lower()
+    if op == "has_any":
+        return any(tag in value for tag in operand)
+    raise BadInput(f"Unknown operator {op!r}")

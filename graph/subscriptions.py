@@ -1,0 +1,73 @@
+"""The root subscription type, ``Live``: lifecycle events as they commit, resumable by cursor.
+
+A resolver here only scopes to the caller's tenant and filters; ``resolvers.live`` does the
+listening, replaying and de-duplicating.
+"""
+
+from collections.abc import AsyncGenerator
+from typing import Optional
+
+import strawberry
+from strawberry import UNSET
+from strawberry.types import Info
+
+from models.entities import Ticket as TicketRow
+from resolvers.events import state_after
+from resolvers.live import EventFilter
+from resolvers.loaders import Loaders
+from resolvers.query import matches
+from graph.types.common import plain
+from graph.types.event import Event
+from graph.types.ticket import Ticket, TicketWhere
+
+
+@strawberry.type(description="A ticket event with the ticket as it stood right after it.")
+class TicketEvent:
+    event: Event
+    ticket: Ticket
+
+
+def _given(value):
+    return None if value is UNSET else value
+
+
+@strawberry.type(name="Live", description="Live streams (the root subscription type).")
+class Live:
+    @strawberry.subscription(
+        description="Every lifecycle event of the caller's tenant that matches, in commit order. "
+        "With `after` (an event id), the stored events after it come first, then live ones: "
+        "nothing is lost or repeated across a reconnect."
+    )
+    async def events(
+        self,
+        info: Info,
+        types: Optional[list[str]] = UNSET,
+        entity_types: Optional[list[str]] = UNSET,
+        target: Optional[strawberry.ID] = UNSET,
+        after: Optional[strawberry.ID] = UNSET,
+    ) -> AsyncGenerator[Event, None]:
+        context = info.context
+        only = EventFilter(
+            types=frozenset(_given(types) or ()),
+            entity_types=frozenset(_given(entity_types) or ()),
+            target=_given(target),
+        )
+        async for event in context.services.live.stream(context.tenant, after=_given(after), only=only):
+            context.loaders = Loaders(context.db, context.tenant)  # nothing cached across events
+            yield event
+
+    @strawberry.subscription(
+        description="Ticket events whose ticket, right after the event, matches `where`."
+    )
+    async def ticket_events(
+        self, info: Info, where: Optional[TicketWhere] = UNSET, after: Optional[strawberry.ID] = UNSET
+    ) -> AsyncGenerator[TicketEvent, None]:
+        context = info.context
+        condition = plain(_given(where)) or None
+        only = EventFilter(entity_types=frozenset({"Ticket"}))
+        async for event in context.services.live.stream(context.tenant, after=_given(after), only=only):
+            ticket = await state_after(context.db, TicketRow, tenant=context.tenant, event=event)
+            if ticket is None or not matches(TicketRow, condition, ticket):
+                continue
+            context.loaders = Loaders(context.db, context.tenant)
+            yield TicketEvent(event=event, ticket=ticket)
