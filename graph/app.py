@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -20,7 +22,9 @@ from models.base import ANONYMOUS_ACTOR, DEFAULT_TENANT
 from models.db import Database
 from resolvers.broker import Broker, broker_from_url
 from resolvers.live import Live
+from resolvers.loaders import Loaders
 from graph.context import Context
+from graph.fanout import Fanout, sharing_handlers
 from graph.schema import schema
 from graph.settings import Settings
 
@@ -35,31 +39,51 @@ class Services:
     db: Database
     broker: Broker
     live: Live
+    fanout: Fanout
 
 
 class SupportGraphQL(GraphQL):
-    """Strawberry's ASGI app with our context."""
+    """Strawberry's ASGI app with our context, orjson, keep-alives and shared subscriptions."""
 
     def __init__(self, services: Services) -> None:
+        settings = services.settings
         super().__init__(
             schema,
-            graphql_ide="graphiql" if services.settings.graphiql else None,
+            graphql_ide="graphiql" if settings.graphiql else None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+            keep_alive=True,  # graphql-ws "ka" messages; graphql-transport-ws relies on WebSocket pings
+            keep_alive_interval=settings.keep_alive_seconds,
+            max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         )
         self.services = services
+        self.graphql_transport_ws_handler_class, self.graphql_ws_handler_class = sharing_handlers(
+            services.fanout, self.fresh_context
+        )
 
     async def get_context(self, request: Any, response: Any = None) -> Context:
+        return self.new_context(request=request, response=response)
+
+    def new_context(self, **extra: Any) -> Context:
         services = self.services
         return Context(
             db=services.db,
             tenant=DEFAULT_TENANT,
             actor=ANONYMOUS_ACTOR,
             publish=services.broker.publish,
-            request=request,
-            response=response,
             request_id=uuid.uuid4().hex[:12],
             services=services,
+            **extra,
         )
+
+    def fresh_context(self, context: Context) -> Context:
+        """A context of the same caller for a shared subscription: its own loaders."""
+        fresh = self.new_context()
+        fresh.tenant, fresh.actor = context.tenant, context.actor
+        fresh.loaders = Loaders(fresh.db, fresh.tenant)
+        return fresh
+
+    def encode_json(self, data: object) -> str:
+        return orjson.dumps(data).decode()
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -67,7 +91,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     db = Database(settings.database_url)
     broker = broker_from_url(settings.broker_url)
-    services = Services(settings, db, broker, Live(db, broker))
+    services = Services(settings, db, broker, Live(db, broker), Fanout())
     graphql_app = SupportGraphQL(services)
 
     @asynccontextmanager

@@ -1,0 +1,199 @@
+"""Fan-out: each distinct live subscription runs once per tenant, whoever many watch it.
+
+Subscribers of the same document with the same variables in the same tenant share one
+execution: every event is resolved and JSON-encoded once (as an ``orjson.Fragment``) and the
+same bytes go to each of them. Subscriptions that resume from a cursor (``after``) replay a
+history of their own, so they run alone. A subscriber that falls far behind is ended with an
+error telling it to resume from its last event, instead of holding memory for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncGenerator, Callable
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.types.execution import ExecutionResult, PreExecutionError
+
+#: Results a subscriber may have waiting before it is ended as too slow.
+BACKLOG_LIMIT = 5_000
+_END = object()
+
+
+@lru_cache(maxsize=512)
+def _shareable(query: str, operation_name: str | None) -> bool:
+    """A subscription without an ``after`` cursor on any root field."""
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return False
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [o for o in operations if o.name and o.name.value == operation_name]
+    if len(operations) != 1 or operations[0].operation != OperationType.SUBSCRIPTION:
+        return False
+    return not any(
+        argument.name.value == "after"
+        for selection in operations[0].selection_set.selections
+        for argument in getattr(selection, "arguments", ()) or ()
+    )
+
+
+class _Subscriber:
+    def __init__(self) -> None:
+        self.backlog: deque[Any] = deque()
+        self.ready = asyncio.Event()
+
+    def push(self, item: Any) -> None:
+        self.backlog.append(item)
+        self.ready.set()
+
+
+class _SharedExecution:
+    def __init__(self, fanout: Fanout, key: tuple, run: Callable[[], Any]) -> None:
+        self.fanout, self.key = fanout, key
+        self.subscribers: set[_Subscriber] = set()
+        self.task = asyncio.create_task(self._run(run), name=f"fanout:{key[0]}")
+
+    async def _run(self, run: Callable[[], Any]) -> None:
+        try:
+            source = await run()
+            async with contextlib.aclosing(source):
+                async for result in source:
+                    self._broadcast(result if isinstance(result, PreExecutionError) else _encoded(result))
+        except Exception as error:  # noqa: BLE001 - every subscriber must hear of it
+            self._broadcast(ExecutionResult(data=None, errors=[GraphQLError(str(error), original_error=error)]))
+        finally:
+            self._broadcast(_END)
+
+    def _broadcast(self, item: Any) -> None:
+        for subscriber in list(self.subscribers):
+            if len(subscriber.backlog) >= BACKLOG_LIMIT:
+                subscriber.backlog.clear()
+                subscriber.push(_too_slow())
+                subscriber.push(_END)
+                self.subscribers.discard(subscriber)
+            else:
+                subscriber.push(item)
+
+    async def follow(self) -> AsyncGenerator[Any, None]:
+        subscriber = _Subscriber()
+        self.subscribers.add(subscriber)
+        try:
+            while True:
+                while subscriber.backlog:
+                    item = subscriber.backlog.popleft()
+                    if item is _END:
+                        return
+                    yield item
+                subscriber.ready.clear()
+                await subscriber.ready.wait()
+        finally:
+            self.subscribers.discard(subscriber)
+            if not self.subscribers:
+                self.fanout._forget(self)
+
+
+def _encoded(result: ExecutionResult) -> ExecutionResult:
+    """The result with its data encoded once, to be embedded as-is in every message."""
+    if result.data is None:
+        return result
+    return ExecutionResult(
+        data=orjson.Fragment(orjson.dumps(result.data)), errors=result.errors, extensions=result.extensions
+    )
+
+
+def _too_slow() -> ExecutionResult:
+    error = GraphQLError(
+        "This subscriber fell too far behind and was ended; resubscribe with `after` set to the "
+        "last event id it received to continue without loss.",
+        extensions={"code": "RATE_LIMITED"},
+    )
+    return ExecutionResult(data=None, errors=[error])
+
+
+class Fanout:
+    """The shared executions of this worker, by (tenant, document, operation, variables)."""
+
+    def __init__(self) -> None:
+        self.executions: dict[tuple, _SharedExecution] = {}
+
+    def key(self, context: Any, query: str, variables: Any, operation_name: str | None) -> tuple | None:
+        if not _shareable(query, operation_name):
+            return None
+        try:
+            encoded = orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS)
+        except TypeError:
+            return None
+        return (context.tenant, query, operation_name, encoded)
+
+    async def subscribe(self, key: tuple, run: Callable[[], Any]) -> AsyncGenerator[Any, None]:
+        execution = self.executions.get(key)
+        if execution is None:
+            execution = self.executions[key] = _SharedExecution(self, key, run)
+        return execution.follow()
+
+    def _forget(self, execution: _SharedExecution) -> None:
+        if self.executions.get(execution.key) is execution:
+            del self.executions[execution.key]
+        execution.task.cancel()
+
+    @property
+    def subscribers(self) -> int:
+        return sum(len(e.subscribers) for e in self.executions.values())
+
+
+class _SharingSchema:
+    """The schema as a WebSocket handler sees it: shareable subscriptions join a shared execution."""
+
+    def __init__(self, schema: Any, fanout: Fanout, make_context: Callable[[Any], Any]) -> None:
+        self._schema, self._fanout, self._make_context = schema, fanout, make_context
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._schema, name)
+
+    async def _shared_or(self, method: str, query: str, variable_values=None, context_value=None,
+                         root_value=None, operation_name=None):  # fmt: skip
+        key = self._fanout.key(context_value, query, variable_values, operation_name)
+        if key is None:
+            return await getattr(self._schema, method)(
+                query, variable_values=variable_values, context_value=context_value,
+                root_value=root_value, operation_name=operation_name,
+            )  # fmt: skip
+
+        def run():
+            return self._schema.subscribe(
+                query, variable_values=variable_values, context_value=self._make_context(context_value),
+                root_value=root_value, operation_name=operation_name,
+            )  # fmt: skip
+
+        return await self._fanout.subscribe(key, run)
+
+    async def stream(self, query: str, **kwargs: Any):
+        return await self._shared_or("stream", query, **kwargs)
+
+    async def subscribe(self, query: str, **kwargs: Any):
+        return await self._shared_or("subscribe", query, **kwargs)
+
+
+def sharing_handlers(fanout: Fanout, make_context: Callable[[Any], Any]) -> tuple[type, type]:
+    """WebSocket handler classes for both protocols that share executions through ``fanout``."""
+
+    class TransportWS(BaseGraphQLTransportWSHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.schema = _SharingSchema(self.schema, fanout, make_context)
+
+    class LegacyWS(BaseGraphQLWSHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.schema = _SharingSchema(self.schema, fanout, make_context)
+
+    return TransportWS, LegacyWS
