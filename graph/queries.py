@@ -13,6 +13,7 @@ from models.ids import type_of
 from resolvers import events, query
 from graph.types.common import Connection, Node, list_connection, reverse
 from graph.types.event import Event, EventOrder, EventWhere
+from graph.types.support_metrics import support_metrics_field
 
 
 def one(entity: str) -> Any:
@@ -59,6 +60,7 @@ class Query:
     activities = reverse("Activity")
     metric = one("Metric")
     metrics = reverse("Metric")
+    support_metrics = support_metrics_field
 
     @strawberry.field(description="Any entity or event by its id; the prefix names the type.")
     async def node(self, info: Info, id: strawberry.ID) -> Optional[Node]:

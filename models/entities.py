@@ -31,8 +31,8 @@ class Organization(Entity, table=True):
     )
 
     name: str = text(NAME)
-    slug: str | None = text(NAME, default=None)
-    domain: str | None = text(NAME, default=None)
+    slug: str | None = text(NAME, default=None, sa_column_kwargs={"info": {"lowercase": True}})
+    domain: str | None = text(NAME, default=None, sa_column_kwargs={"info": {"lowercase": True}})
     website: str | None = text(NAME, default=None)
     type: str | None = enum_column(OrganizationType)
     status: str = enum_column(OrganizationStatus, "ACTIVE")
@@ -56,7 +56,7 @@ class Contact(Entity, table=True):
     first_name: str | None = text(NAME, default=None)
     last_name: str | None = text(NAME, default=None)
     email: str | None = Field(
-        default=None, sa_type=String(NAME), sa_column_kwargs={"info": {"format": "email"}}
+        default=None, sa_type=String(NAME), sa_column_kwargs={"info": {"format": "email", "lowercase": True}}
     )
     phone: str | None = text(NAME, default=None)
     title: str | None = text(NAME, default=None)

@@ -26,7 +26,7 @@ class Event(SQLModel, table=True):
 
     id: str = Field(primary_key=True, sa_type=String(40))
     tenant: str = Field(sa_type=String(64))
-    seq: int = Field(sa_type=BigInteger)
+    seq: int | None = Field(default=None, sa_type=BigInteger, nullable=False)
     type: str = Field(sa_type=String(64), index=True)
     entity_type: str = Field(sa_type=String(32))
     target: str = Field(sa_type=String(40))

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import operator
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import String, and_, case, exists, false, func, literal, not_, or_, select, true
+from sqlalchemy import String, Text, and_, cast, case, exists, false, func, literal, not_, or_, select, true
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import column as sql_column
 
@@ -82,6 +84,9 @@ def compile_where(kind: type, where: dict[str, Any] | None, dialect: str) -> Col
     return and_(true(), *parts)
 
 
+_COMPARISONS = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
+
+
 def _operator(column, op: str, value: Any, dialect: str) -> ColumnElement:
     nullable = column.nullable
     if op == "is_null":
@@ -96,24 +101,18 @@ def _operator(column, op: str, value: Any, dialect: str) -> ColumnElement:
         return column.in_(value)
     if op == "nin":
         return or_(column.not_in(value), column.is_(None)) if nullable else column.not_in(value)
-    if op in ("gt", "gte", "lt", "lte"):
-        return getattr(column, f"__{op[:2]}{'e' if op.endswith('e') else 't'}__")(value)
+    if op in _COMPARISONS:
+        return _COMPARISONS[op](column, value)
     if op == "contains":
         return func.lower(column).contains(value.lower(), autoescape=True)
     if op == "has_any":
         if not value:
             return false()
         if dialect == "postgresql":
-            return column.has_any(func.cast(value, _text_array()))
+            return column.op("?|")(cast(postgresql.array(value), postgresql.ARRAY(Text)))
         element = sql_column("value")
         return exists(select(literal(1)).select_from(func.json_each(column)).where(element.in_(value)))
     raise BadInput(f"Unknown operator {op!r}")
-
-
-def _text_array():
-    from sqlalchemy.dialects.postgresql import ARRAY
-
-    return ARRAY(String)
 
 
 # --- order and cursors -------------------------------------------------------------------------
@@ -289,14 +288,8 @@ def _holds(op: str, value: Any, operand: Any, nullable: bool) -> bool:
         return value == operand
     if op == "in_":
         return value in operand
-    if op == "gt":
-        return value > operand
-    if op == "gte":
-        return value >= operand
-    if op == "lt":
-        return value < operand
-    if op == "lte":
-        return value <= operand
+    if op in _COMPARISONS:
+        return _COMPARISONS[op](value, operand)
     if op == "contains":
         return operand.lower() in value.lower()
     if op == "has_any":

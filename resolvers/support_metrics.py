@@ -98,12 +98,12 @@ async def support_metrics(
         totals = (await session.execute(_totals(db, tenant, key, condition))).all()
         percentiles = (await session.execute(_percentiles(db, key, condition))).all()
 
-    buckets = {
-        (ALL if key is None else row.key): _bucket(ALL if key is None else row.key, row)
-        for row in totals
-    }  # fmt: skip
+    def key_of(row: Any) -> str | None:
+        return ALL if key is None else row.key
+
+    buckets = {key_of(row): _bucket(key_of(row), row) for row in totals}
     for row in percentiles:
-        bucket = buckets[ALL if key is None else row.key]
+        bucket = buckets[key_of(row)]
         stats = getattr(bucket, f"{row.measure}_seconds")
         for name in PERCENTILES:
             setattr(stats, name, _float(getattr(row, name)))

@@ -51,16 +51,34 @@ class UnitOfWork:
     async def __aexit__(self, exc_type, exc, tb) -> None:
         try:
             if exc_type is None:
-                try:
-                    await self.session.commit()
-                except IntegrityError as error:
-                    raise BadInput("The change conflicts with existing data") from error
-            else:
+                await self._commit()
+        except IntegrityError as error:
+            await self.session.rollback()
+            raise BadInput("The change conflicts with existing data (a unique field is taken)") from error
+        except BaseException:
+            await self.session.rollback()
+            raise
+        else:
+            if exc_type is not None:
                 await self.session.rollback()
         finally:
             await self._writing.__aexit__(exc_type, exc, tb)
         if exc_type is None and self.events and self.publish is not None:
             await self.publish(self.tenant, self.events[-1].seq)
+
+    async def _commit(self) -> None:
+        """Number this unit's events and commit.
+
+        The events get their sequence numbers last, from the tenant's counter row: its lock is
+        the last one the transaction takes and is held only until commit, so numbers follow
+        commit order and no two writers can deadlock over it.
+        """
+        if self.events:
+            last = await self._reserve_seq(len(self.events))
+            for offset, event in enumerate(self.events):
+                event.seq = last - len(self.events) + 1 + offset
+            self.session.add_all(self.events)
+        await self.session.commit()
 
     # --- reading inside the transaction -------------------------------------------------------
 
@@ -194,10 +212,11 @@ class UnitOfWork:
     # --- the event log --------------------------------------------------------------------------
 
     async def _append(self, entity: Entity, type_: str, data: dict[str, Any]) -> Event:
+        """Record an event; it is numbered and written at commit (see ``_commit``)."""
+        await self.session.flush()  # surface constraint violations at the verb that caused them
         event = Event(
             id=new_id("evt"),
             tenant=self.tenant,
-            seq=await self._next_seq(),
             type=type_,
             entity_type=type(entity).type_name,
             target=entity.id,
@@ -207,19 +226,19 @@ class UnitOfWork:
             data=data,
             cause_id=self._causes[-1] if self._causes else None,
         )
-        self.session.add(event)
-        await self.session.flush()
         self.events.append(event)
         return event
 
-    async def _next_seq(self) -> int:
-        """Increment the tenant's counter; its row lock orders appends by commit."""
+    async def _reserve_seq(self, count: int) -> int:
+        """Advance the tenant's counter by ``count``; the new last sequence number."""
         insert = (postgresql if self.db.dialect == "postgresql" else sqlite).insert
         table = TenantSequence.__table__
         statement = (
             insert(table)
-            .values(tenant=self.tenant, last_seq=1)
-            .on_conflict_do_update(index_elements=["tenant"], set_={"last_seq": table.c.last_seq + 1})
+            .values(tenant=self.tenant, last_seq=count)
+            .on_conflict_do_update(
+                index_elements=["tenant"], set_={"last_seq": table.c.last_seq + count}
+            )
             .returning(table.c.last_seq)
         )
         return (await self.session.execute(statement)).scalar_one()

@@ -68,6 +68,8 @@ def clean(kind: type[Entity], values: dict[str, Any], *, creating: bool) -> dict
                     f"{field} is longer than {column.type.length} characters", field=field
                 )
         info = column.info
+        if info.get("lowercase"):
+            value = value.strip().lower()  # emails, domains and slugs are unique regardless of case
         if "enum" in info and value not in info["enum"].__members__:
             raise BadInput(f"{field} must be one of {', '.join(info['enum'].__members__)}", field=field)
         if "range" in info:
@@ -80,15 +82,28 @@ def clean(kind: type[Entity], values: dict[str, Any], *, creating: bool) -> dict
         if name in references(kind):
             target = references(kind)[name]
             if type_of(value) != target.type_name:
-                raise BadInput(f"{field} must be the id of a {target.type_name}", field=field)
-        if isinstance(value, list) and any(not isinstance(v, str) or len(v) > 1000 for v in value):
-            raise BadInput(f"{field} must be strings of at most 1000 characters", field=field)
+                article = "an" if target.type_name[0] in "AEIOU" else "a"
+                raise BadInput(f"{field} must be the id of {article} {target.type_name}", field=field)
+        expected = kind.model_fields[name].annotation
+        if isinstance(value, (list, dict)) or expected in (dict, dict | None, list[str]):
+            _check_document(field, value, expected)
         out[name] = value
     if creating:
         for name in required(kind):
             if out.get(name) is None:
                 raise BadInput(f"{_camel(name)} is required", field=_camel(name))
     return out
+
+
+def _check_document(field: str, value: Any, expected: Any) -> None:
+    """Tags and labels are lists of short non-blank strings; dimensions are a JSON object."""
+    if expected == list[str]:
+        if not isinstance(value, list) or any(
+            not isinstance(v, str) or not v.strip() or len(v) > 1000 for v in value
+        ):
+            raise BadInput(f"{field} must be non-empty strings of at most 1000 characters", field=field)
+    elif not isinstance(value, dict):
+        raise BadInput(f"{field} must be a JSON object", field=field)
 
 
 def _camel(name: str) -> str:

@@ -87,24 +87,6 @@ def update(
     return Case(document, {"id": target, "input": input}, mutation, codes, names, target, message_marks)
 
 
-NULL_MESSAGE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="setting a required field to null in an update gives Strawberry's developer message "
-    "(\"Field 'subject' of type 'Maybe[str]' cannot be explicitly set to null. Use 'Maybe[str | None]' "
-    "...\"; through variables it does not even name the field): graph/types/*.py Update inputs declare "
-    "required fields as Maybe[T] and graph/errors.py passes the message through as it is",
-)
-
-NULL_MSG = (NULL_MESSAGE_BUG,)
-CASE_BLIND = (
-    pytest.mark.xfail(
-        strict=True,
-        reason="uniqueness of contact email and organization domain is case-sensitive: "
-        "resolvers/unit.py UnitOfWork._check_unique compares with `column == value` and the "
-        "uq_contact_email / uq_organization_domain constraints (models/entities.py) are on the raw "
-        "value, so 'ADA@EXAMPLE.COM' is accepted next to 'ada@example.com'",
-    ),
-)
 
 LONG_SUBJECT = "s" * 501
 LONG_DESCRIPTION = "d" * 65_537
@@ -149,9 +131,9 @@ CASES: dict[str, Case] = {
     "updateTicket/description-65537-chars": update("Ticket", {"description": LONG_DESCRIPTION}, "description"),
     "updateTicket/satisfaction-0": update("Ticket", {"satisfaction": 0}, "satisfaction"),
     "updateTicket/satisfaction-6": update("Ticket", {"satisfaction": 6}, "satisfaction"),
-    "updateTicket/subject-null-inline": update("Ticket", "{subject: null}", "subject", message_marks=NULL_MSG),
-    "updateTicket/subject-null-variables": update("Ticket", {"subject": None}, "subject", message_marks=NULL_MSG),
-    "updateTicket/tags-null": update("Ticket", {"tags": None}, "tags", message_marks=NULL_MSG),
+    "updateTicket/subject-null-inline": update("Ticket", "{subject: null}", "subject"),
+    "updateTicket/subject-null-variables": update("Ticket", {"subject": None}, "subject"),
+    "updateTicket/tags-null": update("Ticket", {"tags": None}, "tags"),
     "updateTicket/unknown-status-inline": update("Ticket", "{status: DONE}", "status"),
     "updateTicket/unknown-priority-variables": update("Ticket", {"priority": "SUPER_URGENT"}, "priority"),
     "updateTicket/contact-id-as-organization": update("Ticket", {"organization": "<contact>"}, "organization"),
@@ -173,7 +155,7 @@ CASES: dict[str, Case] = {
     "createContact/email-with-space": create("Contact", {"name": "Ada", "email": "ada @example.com"}, "email"),
     "createContact/duplicate-email": create("Contact", {"name": "Twin", "email": "<contact_email>"}, "email"),
     "createContact/duplicate-email-other-case": create(
-        "Contact", {"name": "Twin", "email": "<contact_email_upper>"}, "email", marks=CASE_BLIND),
+        "Contact", {"name": "Twin", "email": "<contact_email_upper>"}, "email"),
     "createContact/deleted-organization": create(
         "Contact", {"name": "Ada", "organization": "<deleted_organization>"}, "organization", MISSING),
     "createContact/lead-score-101": create("Contact", {"name": "Ada", "leadScore": 101}, "leadScore"),
@@ -186,7 +168,7 @@ CASES: dict[str, Case] = {
         "Contact", {"name": "Ada", "deletedAt": "2020-01-01T00:00:00Z"}, "deletedAt"),
     "updateContact/empty-name": update("Contact", {"name": ""}, "name"),
     "updateContact/name-1001-chars": update("Contact", {"name": LONG_NAME}, "name"),
-    "updateContact/name-null": update("Contact", {"name": None}, "name", message_marks=NULL_MSG),
+    "updateContact/name-null": update("Contact", {"name": None}, "name"),
     "updateContact/malformed-email": update("Contact", {"email": "nobody@"}, "email"),
     "updateContact/duplicate-email": update(
         "Contact", {"email": "<contact_email>"}, "email", target="<other_contact>"),
@@ -204,7 +186,7 @@ CASES: dict[str, Case] = {
     "createOrganization/duplicate-domain": create(
         "Organization", {"name": "Copy", "domain": "<org_domain>"}, "domain"),
     "createOrganization/duplicate-domain-other-case": create(
-        "Organization", {"name": "Copy", "domain": "<org_domain_upper>"}, "domain", marks=CASE_BLIND),
+        "Organization", {"name": "Copy", "domain": "<org_domain_upper>"}, "domain"),
     "createOrganization/health-score-101": create("Organization", {"name": "x", "healthScore": 101}, "healthScore"),
     "createOrganization/negative-employee-count": create(
         "Organization", {"name": "x", "employeeCount": -1}, "employeeCount"),
@@ -213,7 +195,7 @@ CASES: dict[str, Case] = {
     "createOrganization/missing-parent": create(
         "Organization", {"name": "x", "parent": GHOST["organization"]}, "parent", MISSING),
     "updateOrganization/empty-name": update("Organization", {"name": ""}, "name"),
-    "updateOrganization/name-null": update("Organization", {"name": None}, "name", message_marks=NULL_MSG),
+    "updateOrganization/name-null": update("Organization", {"name": None}, "name"),
     "updateOrganization/duplicate-slug": update(
         "Organization", {"slug": "<org_slug>"}, "slug", target="<other_organization>"),
     "updateOrganization/duplicate-domain": update(
@@ -243,7 +225,7 @@ CASES: dict[str, Case] = {
     "createDeal/stage-not-an-input": create("Deal", '{name: "x", value: 1, stage: WON}', "stage"),
     "updateDeal/negative-value": update("Deal", {"value": -1}, "value"),
     "updateDeal/probability-101": update("Deal", {"probability": 101}, "probability"),
-    "updateDeal/value-null": update("Deal", {"value": None}, "value", message_marks=NULL_MSG),
+    "updateDeal/value-null": update("Deal", {"value": None}, "value"),
     "updateDeal/whitespace-name": update("Deal", {"name": "  "}, "name"),
     "updateDeal/missing-owner": update("Deal", {"owner": GHOST["contact"]}, "owner", MISSING),
     "updateDeal/malformed-date": update("Deal", {"expectedCloseDate": "next tuesday"}, "expectedCloseDate"),
@@ -264,7 +246,7 @@ CASES: dict[str, Case] = {
         "Subscription", '{startedAt: "2026-01-01T00:00:00Z", status: CANCELLED}', "status"),
     "updateSubscription/quantity-0": update("Subscription", {"quantity": 0}, "quantity"),
     "updateSubscription/quantity-null": update(
-        "Subscription", {"quantity": None}, "quantity", message_marks=NULL_MSG),
+        "Subscription", {"quantity": None}, "quantity"),
     "updateSubscription/unknown-status-inline": update("Subscription", "{status: EXPIRED}", "status"),
     "updateSubscription/missing-organization": update(
         "Subscription", {"organization": GHOST["organization"]}, "organization", MISSING),
@@ -281,7 +263,7 @@ CASES: dict[str, Case] = {
     "createIssue/missing-ticket": create("Issue", {"title": "x", "ticket": GHOST["ticket"]}, "ticket", MISSING),
     "updateIssue/empty-title": update("Issue", {"title": ""}, "title"),
     "updateIssue/title-501-chars": update("Issue", {"title": LONG_SUBJECT}, "title"),
-    "updateIssue/title-null": update("Issue", "{title: null}", "title", message_marks=NULL_MSG),
+    "updateIssue/title-null": update("Issue", "{title: null}", "title"),
     "updateIssue/missing-reporter": update("Issue", {"reporter": GHOST["contact"]}, "reporter", MISSING),
     "updateIssue/ticket-id-as-reporter": update("Issue", {"reporter": "<ticket>"}, "reporter"),
     "updateIssue/missing-issue": update("Issue", {"title": "x"}, GHOST["issue"], MISSING, target=GHOST["issue"]),
@@ -295,7 +277,7 @@ CASES: dict[str, Case] = {
     "createActivity/missing-ticket": create(
         "Activity", {"subject": "x", "ticket": GHOST["ticket"]}, "ticket", MISSING),
     "updateActivity/whitespace-subject": update("Activity", {"subject": "  "}, "subject"),
-    "updateActivity/subject-null": update("Activity", {"subject": None}, "subject", message_marks=NULL_MSG),
+    "updateActivity/subject-null": update("Activity", {"subject": None}, "subject"),
     "updateActivity/missing-contact": update("Activity", {"contact": GHOST["contact"]}, "contact", MISSING),
     "updateActivity/unknown-priority-variables": update("Activity", {"priority": "NOW"}, "priority"),
     "updateActivity/missing-activity": update(
@@ -309,7 +291,7 @@ CASES: dict[str, Case] = {
     "createMetric/missing-organization": create(
         "Metric", {"name": "x", "value": 1, "organization": GHOST["organization"]}, "organization", MISSING),
     "updateMetric/empty-name": update("Metric", {"name": ""}, "name"),
-    "updateMetric/name-null": update("Metric", {"name": None}, "name", message_marks=NULL_MSG),
+    "updateMetric/name-null": update("Metric", {"name": None}, "name"),
     "updateMetric/deal-id-as-organization": update("Metric", {"organization": "<deal>"}, "organization"),
     "updateMetric/missing-metric": update("Metric", {"name": "x"}, GHOST["metric"], MISSING, target=GHOST["metric"]),
     # --- verbs on an id of another entity type, or of nothing ----------------------------------------

@@ -54,7 +54,7 @@ class CreateActivityInput:
 
 @strawberry.input(description="Only the fields given change; null clears a field.")
 class UpdateActivityInput:
-    subject: Maybe[str]
+    subject: Maybe[Optional[str]]
     type: Maybe[Optional[ActivityType]]
     description: Maybe[Optional[str]]
     contact: Maybe[Optional[strawberry.ID]]
@@ -63,7 +63,7 @@ class UpdateActivityInput:
     ticket: Maybe[Optional[strawberry.ID]]
     assignee: Maybe[Optional[strawberry.ID]]
     due_at: Maybe[Optional[datetime]]
-    status: Maybe[ActivityStatus] = strawberry.field(description="PENDING ↔ IN_PROGRESS.")
+    status: Maybe[Optional[ActivityStatus]] = strawberry.field(description="PENDING ↔ IN_PROGRESS.")
     priority: Maybe[Optional[Priority]]
 
 

@@ -65,7 +65,7 @@ class CreateContactInput:
 
 @strawberry.input(description="Only the fields given change; null clears a field.")
 class UpdateContactInput:
-    name: Maybe[str]
+    name: Maybe[Optional[str]]
     first_name: Maybe[Optional[str]]
     last_name: Maybe[Optional[str]]
     email: Maybe[Optional[str]]
@@ -73,10 +73,10 @@ class UpdateContactInput:
     title: Maybe[Optional[str]]
     organization: Maybe[Optional[strawberry.ID]]
     role: Maybe[Optional[ContactRole]]
-    stage: Maybe[ContactStage] = strawberry.field(
+    stage: Maybe[Optional[ContactStage]] = strawberry.field(
         description="QUALIFIED → CUSTOMER; CUSTOMER ↔ CHURNED; to PARTNER. LEAD → QUALIFIED is qualifyContact."
     )
-    status: Maybe[ContactStatus]
+    status: Maybe[Optional[ContactStatus]]
     source: Maybe[Optional[str]]
     lead_score: Maybe[Optional[int]]
     timezone: Maybe[Optional[str]]

@@ -54,9 +54,9 @@ class CreateDealInput:
 
 @strawberry.input(description="Only the fields given change; null clears a field. Stages move by verbs.")
 class UpdateDealInput:
-    name: Maybe[str]
-    value: Maybe[float]
-    currency: Maybe[str]
+    name: Maybe[Optional[str]]
+    value: Maybe[Optional[float]]
+    currency: Maybe[Optional[str]]
     organization: Maybe[Optional[strawberry.ID]]
     contact: Maybe[Optional[strawberry.ID]]
     owner: Maybe[Optional[strawberry.ID]]

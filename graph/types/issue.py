@@ -47,15 +47,15 @@ class CreateIssueInput:
 
 @strawberry.input(description="Only the fields given change; null clears a field.")
 class UpdateIssueInput:
-    title: Maybe[str]
+    title: Maybe[Optional[str]]
     description: Maybe[Optional[str]]
-    status: Maybe[IssueStatus] = strawberry.field(
+    status: Maybe[Optional[IssueStatus]] = strawberry.field(
         description="OPEN, ASSIGNED or REOPENED → IN_PROGRESS → REVIEW ↔ IN_PROGRESS → DONE."
     )
     priority: Maybe[Optional[Priority]]
     type: Maybe[Optional[IssueType]]
     reporter: Maybe[Optional[strawberry.ID]]
-    labels: Maybe[list[str]]
+    labels: Maybe[Optional[list[str]]]
     ticket: Maybe[Optional[strawberry.ID]]
 
 

@@ -45,8 +45,8 @@ class CreateMetricInput:
 
 @strawberry.input(description="Only the fields given change; null clears a field.")
 class UpdateMetricInput:
-    name: Maybe[str]
-    value: Maybe[float]
+    name: Maybe[Optional[str]]
+    value: Maybe[Optional[float]]
     type: Maybe[Optional[MetricType]]
     unit: Maybe[Optional[str]]
     dimensions: Maybe[Optional[JSON]]

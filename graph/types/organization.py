@@ -61,12 +61,12 @@ class CreateOrganizationInput:
 
 @strawberry.input(description="Only the fields given change; null clears a field.")
 class UpdateOrganizationInput:
-    name: Maybe[str]
+    name: Maybe[Optional[str]]
     slug: Maybe[Optional[str]]
     domain: Maybe[Optional[str]]
     website: Maybe[Optional[str]]
     type: Maybe[Optional[OrganizationType]]
-    status: Maybe[OrganizationStatus]
+    status: Maybe[Optional[OrganizationStatus]]
     tier: Maybe[Optional[OrganizationTier]]
     industry: Maybe[Optional[str]]
     employee_count: Maybe[Optional[int]]

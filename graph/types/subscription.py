@@ -50,17 +50,17 @@ class CreateSubscriptionInput:
 
 @strawberry.input(description="Only the fields given change; null clears a field.")
 class UpdateSubscriptionInput:
-    status: Maybe[SubscriptionStatus] = strawberry.field(
+    status: Maybe[Optional[SubscriptionStatus]] = strawberry.field(
         description="ACTIVE or INCOMPLETE → PAST_DUE (a failed payment). Other moves are verbs."
     )
     organization: Maybe[Optional[strawberry.ID]]
     plan: Maybe[Optional[str]]
     current_period_start: Maybe[Optional[datetime]]
     current_period_end: Maybe[Optional[datetime]]
-    started_at: Maybe[datetime]
-    cancel_at_period_end: Maybe[bool]
+    started_at: Maybe[Optional[datetime]]
+    cancel_at_period_end: Maybe[Optional[bool]]
     trial_end: Maybe[Optional[datetime]]
-    quantity: Maybe[int]
+    quantity: Maybe[Optional[int]]
 
 
 @strawberry.input

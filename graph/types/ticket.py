@@ -73,15 +73,15 @@ class CreateTicketInput:
 
 @strawberry.input(description="Only the fields given change; null clears a field.")
 class UpdateTicketInput:
-    subject: Maybe[str]
+    subject: Maybe[Optional[str]]
     description: Maybe[Optional[str]]
-    status: Maybe[TicketStatus] = strawberry.field(
+    status: Maybe[Optional[TicketStatus]] = strawberry.field(
         description="OPEN → PENDING or IN_PROGRESS; PENDING ↔ IN_PROGRESS; REOPENED → OPEN."
     )
     priority: Maybe[Optional[Priority]]
     category: Maybe[Optional[str]]
     channel: Maybe[Optional[TicketChannel]]
-    tags: Maybe[list[str]]
+    tags: Maybe[Optional[list[str]]]
     requester: Maybe[Optional[strawberry.ID]]
     assignee: Maybe[Optional[strawberry.ID]]
     organization: Maybe[Optional[strawberry.ID]]

@@ -1,0 +1,64 @@
+"""The databases the suite runs on: SQLite always, PostgreSQL where it is reachable.
+
+PostgreSQL comes from ``TEST_POSTGRES_URL`` (default: the local server, database ``test``);
+each test session works in a database of its own, created and dropped around it. Where
+PostgreSQL is not reachable its tests are skipped with the reason — except in CI
+(``CI=true``), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import asyncpg
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+def postgres_unreachable() -> str | None:
+    """Why PostgreSQL cannot be used, or None when it can."""
+
+    async def probe() -> None:
+        connection = await asyncpg.connect(_plain(POSTGRES_URL), timeout=5)
+        await connection.close()
+
+    try:
+        asyncio.run(probe())
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as error:
+        return f"PostgreSQL at {POSTGRES_URL} is not reachable ({error.__class__.__name__}: {error})"
+    return None
+
+
+def create_postgres_database() -> str:
+    """A fresh, empty database for this session; its SQLAlchemy URL."""
+    name = f"support_graph_test_{uuid.uuid4().hex[:10]}"
+
+    async def create() -> None:
+        connection = await asyncpg.connect(_plain(POSTGRES_URL))
+        try:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+
+    asyncio.run(create())
+    base, _, _ = _plain(POSTGRES_URL).rpartition("/")
+    return f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
+
+
+def drop_postgres_database(url: str) -> None:
+    name = url.rpartition("/")[2]
+
+    async def drop() -> None:
+        connection = await asyncpg.connect(_plain(POSTGRES_URL))
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+    asyncio.run(drop())
