@@ -19,6 +19,7 @@ from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from models.base import ANONYMOUS_ACTOR, DEFAULT_TENANT
+from models import migrate
 from models.db import Database
 from resolvers.broker import Broker, broker_from_url
 from resolvers.live import Live
@@ -96,7 +97,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await services.db.create_schema()
+        await prepare_schema(services.db, upgrade=settings.migrate)
         await services.broker.start()
         try:
             yield
@@ -129,6 +130,23 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.services = services
     return app
+
+
+class SchemaNotCurrent(RuntimeError):
+    """The database is not at the newest migration and the server was told not to upgrade it."""
+
+
+async def prepare_schema(db: Database, *, upgrade: bool) -> None:
+    """Upgrade the schema to the newest migration, or (``upgrade=False``) refuse an old one."""
+    if upgrade:
+        await migrate.upgrade(db)
+        return
+    found, wanted = await migrate.current(db), migrate.head()
+    if found != wanted:
+        raise SchemaNotCurrent(
+            f"The database schema is at revision {found or 'none'}, this version needs {wanted}: "
+            "run `support-graph migrate` (or start without --no-migrate)."
+        )
 
 
 def app_from_environment() -> Starlette:

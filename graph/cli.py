@@ -1,4 +1,4 @@
-"""``support-graph``: serve, export-schema, seed."""
+"""``support-graph``: serve, migrate, export-schema, seed."""
 
 from __future__ import annotations
 
@@ -21,7 +21,14 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--broker-url", help="memory:// (default), env BROKER_URL")
     serve.add_argument("--workers", type=int, help="uvicorn worker processes (default 1)")
     serve.add_argument("--require-auth", action="store_true", default=None, help="refuse callers without an API key")
+    serve.add_argument(
+        "--no-migrate", action="store_true",
+        help="do not upgrade the schema on start; refuse to start unless it is current",
+    )
     serve.add_argument("--log-level", default="info")
+
+    migrate_command = commands.add_parser("migrate", help="upgrade the database schema to the newest revision")
+    _database_option(migrate_command)
 
     commands.add_parser("export-schema", help="print the GraphQL SDL (what schema.graphql holds)")
 
@@ -43,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "seed":
         return asyncio.run(_seed(args))
+    if args.command == "migrate":
+        return asyncio.run(_migrate(args.database_url or Settings().database_url))
     return 2
 
 
@@ -65,6 +74,24 @@ def _serve(args: argparse.Namespace) -> int:
         if value is not None:
             os.environ[env] = str(value)
     settings = Settings()
+    if settings.workers > 1 and settings.broker_url.startswith("memory"):
+        print(
+            "support-graph: --workers > 1 needs a shared broker (--broker-url redis://… or "
+            "postgresql://…): the in-process broker cannot reach other workers.",
+            file=sys.stderr,
+        )
+        return 2
+    # Migrate once here, not racing in every worker; workers then only check the revision.
+    if args.no_migrate or not settings.migrate:
+        os.environ["MIGRATE_ON_START"] = "false"
+        problem = asyncio.run(_schema_problem(settings.database_url))
+        if problem:
+            print(f"support-graph: {problem}", file=sys.stderr)
+            return 1
+    else:
+        if asyncio.run(_migrate(settings.database_url, quiet=True)) != 0:
+            return 1
+        os.environ["MIGRATE_ON_START"] = "false"
     uvicorn.run(
         "graph.app:app_from_environment",
         factory=True,
@@ -78,6 +105,34 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _schema_problem(url: str) -> str | None:
+    from graph.app import SchemaNotCurrent, prepare_schema
+    from models.db import Database
+
+    db = Database(url)
+    try:
+        await prepare_schema(db, upgrade=False)
+    except SchemaNotCurrent as error:
+        return str(error)
+    finally:
+        await db.dispose()
+    return None
+
+
+async def _migrate(url: str, *, quiet: bool = False) -> int:
+    from models import migrate
+    from models.db import Database
+
+    db = Database(url)
+    try:
+        await migrate.upgrade(db)
+        if not quiet:
+            print(f"schema at revision {await migrate.current(db)}")
+    finally:
+        await db.dispose()
+    return 0
+
+
 async def _seed(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -85,7 +140,9 @@ async def _seed(args: argparse.Namespace) -> int:
     from resolvers.seed import seed
 
     db = Database(args.database_url or Settings().database_url)
-    await db.create_schema()
+    from models import migrate
+
+    await migrate.upgrade(db)
     total = args.organizations + args.contacts + args.tickets
     with tqdm(total=total, unit="entity", desc="seeding") as bar:
         counts = await seed(

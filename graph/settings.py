@@ -23,6 +23,8 @@ class Settings:
     workers: int = field(default_factory=lambda: int(os.environ.get("WORKERS", "1")))
     require_auth: bool = field(default_factory=lambda: _env_bool("REQUIRE_AUTH"))
     graphiql: bool = True
+    #: upgrade the schema on start (False: refuse to start unless it is current)
+    migrate: bool = field(default_factory=lambda: os.environ.get("MIGRATE_ON_START", "true").lower() != "false")
     #: graphql-ws keep-alive ("ka") interval; WebSocket pings cover graphql-transport-ws
     keep_alive_seconds: float = field(default_factory=lambda: float(os.environ.get("KEEP_ALIVE_SECONDS", "15")))
     max_subscriptions_per_connection: int = field(

@@ -9,10 +9,13 @@ PostgreSQL is not reachable its tests are skipped with the reason — except in 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
+from collections.abc import Iterator
 
 import asyncpg
+import pytest
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
 
@@ -62,3 +65,24 @@ def drop_postgres_database(url: str) -> None:
             await connection.close()
 
     asyncio.run(drop())
+
+
+@contextlib.contextmanager
+def fresh_database(kind: str, directory) -> Iterator[str]:
+    """A new empty database of ``kind`` ("sqlite" or "postgresql") for one test; its URL.
+
+    Skips where PostgreSQL is unreachable, except in CI, where that fails.
+    """
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{directory / f'fresh-{uuid.uuid4().hex[:8]}.db'}"
+        return
+    reason = postgres_unreachable()
+    if reason:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI must run the PostgreSQL suite: {reason}")
+        pytest.skip(reason)
+    url = create_postgres_database()
+    try:
+        yield url
+    finally:
+        drop_postgres_database(url)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the support-graph schema (``support-graph migrate``)."""
