@@ -19,7 +19,7 @@ async def win(
     return await uow.transition(
         Deal, id_, "win",
         values={"won_reason": reason, "probability": 100, "actual_close_date": date.today()},
-        expected_version=expected_version,
+        args={"reason": reason}, expected_version=expected_version,
     )  # fmt: skip
 
 
@@ -29,7 +29,7 @@ async def lose(
     return await uow.transition(
         Deal, id_, "lose",
         values={"lost_reason": reason, "probability": 0, "actual_close_date": date.today()},
-        expected_version=expected_version,
+        args={"reason": reason}, expected_version=expected_version,
     )  # fmt: skip
 
 

@@ -160,3 +160,10 @@ async def resolve_escalated_tickets(change: Change) -> None:
     ticket = await change.uow.find(Ticket, issue.ticket_id)
     if ticket is not None and ticket.status == "ESCALATED":
         await tickets.resolve(change.uow, ticket.id, resolution=f"Fixed in {issue.id}")
+
+
+@before("Subscription.Created")
+async def start_trial(change: Change) -> None:
+    """A subscription created with a trial end starts TRIALING, unless a status was given."""
+    if change.values.get("trial_end") is not None and "status" not in change.values:
+        change.values["status"] = "TRIALING"

@@ -42,6 +42,8 @@ class UnitOfWork:
         self.publish = publish
         self.events: list[Event] = []
         self._causes: list[str] = []
+        #: entities this unit created or row-locked: live, in this tenant, no need to ask again
+        self._held: dict[str, Entity] = {}
 
     async def __aenter__(self) -> UnitOfWork:
         self._writing = self.db.writing()
@@ -84,6 +86,9 @@ class UnitOfWork:
 
     async def load(self, kind: type[Entity], id_: str, *, lock: bool = True) -> Entity:
         """The live entity ``id_`` of this tenant, row-locked until commit; else ``NotFound``."""
+        held = self._held.get(id_)
+        if held is not None and isinstance(held, kind) and held.deleted_at is None:
+            return held
         if type_of(id_) != kind.type_name:
             raise NotFound(f"No {kind.type_name} with id {id_!r}", id=id_)
         query = select(kind).where(
@@ -92,6 +97,8 @@ class UnitOfWork:
         entity = (await self.session.execute(query.with_for_update() if lock else query)).scalar()
         if entity is None:
             raise NotFound(f"No {kind.type_name} with id {id_!r}", id=id_)
+        if lock:
+            self._held[id_] = entity
         return entity
 
     async def find(self, kind: type[Entity], id_: str) -> Entity | None:
@@ -104,7 +111,7 @@ class UnitOfWork:
     async def _check_references(self, kind: type[Entity], values: dict[str, Any]) -> None:
         for column, target in references(kind).items():
             ref = values.get(column)
-            if ref is None:
+            if ref is None or (ref in self._held and self._held[ref].deleted_at is None):
                 continue
             found = await self.session.scalar(
                 select(target.id).where(
@@ -151,6 +158,7 @@ class UnitOfWork:
             setattr(entity, name, value)
         entity.created_at = entity.updated_at = utcnow()
         self.session.add(entity)
+        self._held[entity.id] = entity
         data = snapshot(entity) | {k: jsonable(v) for k, v in change.args.items() if v is not None}
         change.event = await self._append(entity, change.event_type, data)
         await self._after(change)
