@@ -10,23 +10,26 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from cross_web import HTTPException
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
-from models.base import ANONYMOUS_ACTOR, DEFAULT_TENANT
 from models import migrate
 from models.db import Database
 from resolvers.broker import Broker, broker_from_url
+from resolvers.keys import KeyRing, Principal
 from resolvers.live import Live
 from resolvers.loaders import Loaders
 from graph.context import Context
 from graph.fanout import Fanout, sharing_handlers
-from graph.schema import schema
+from graph.http import ANONYMOUS, GRAPHQL_RESPONSE, Door, Refusal, bearer
+from graph.schema import build_schema
 from graph.settings import Settings
 
 log = logging.getLogger("support_graph")
@@ -34,65 +37,124 @@ log = logging.getLogger("support_graph")
 
 @dataclass
 class Services:
-    """What lives as long as the process: settings, database, broker, live streams."""
+    """What lives as long as the process: settings, database, broker, keys, live streams."""
 
     settings: Settings
     db: Database
     broker: Broker
+    keys: KeyRing
     live: Live
     fanout: Fanout
 
 
 class SupportGraphQL(GraphQL):
-    """Strawberry's ASGI app with our context, orjson, keep-alives and shared subscriptions."""
+    """Strawberry's ASGI app behind our door, with our context, orjson, keep-alives and
+    shared subscriptions, answering GraphQL-over-HTTP clients in their media type."""
 
     def __init__(self, services: Services) -> None:
         settings = services.settings
         super().__init__(
-            schema,
+            build_schema(settings.limits),
             graphql_ide="graphiql" if settings.graphiql else None,
+            allow_queries_via_get=True,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
             keep_alive=True,  # graphql-ws "ka" messages; graphql-transport-ws relies on WebSocket pings
             keep_alive_interval=settings.keep_alive_seconds,
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         )
         self.services = services
+        self.door = Door(services.keys, settings.limits, require_auth=settings.require_auth)
         self.graphql_transport_ws_handler_class, self.graphql_ws_handler_class = sharing_handlers(
-            services.fanout, self.fresh_context
+            services.fanout, self.fresh_context, settings.limits
         )
 
-    async def get_context(self, request: Any, response: Any = None) -> Context:
-        return self.new_context(request=request, response=response)
+    # --- HTTP -------------------------------------------------------------------------------------
 
-    def new_context(self, **extra: Any) -> Context:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        request.state.request_id = uuid.uuid4().hex[:12]
+        accept = request.headers.get("accept", "")
+        try:
+            if not self._wants_graphiql(request):
+                request.state.principal = await self.door.admit(request)
+            response = await self.run(request)
+        except Refusal as refusal:
+            response = refusal.response(request.state.request_id, accept)
+        except HTTPException as error:
+            response = Refusal(error.status_code, "BAD_USER_INPUT", error.reason).response(
+                request.state.request_id, accept
+            )
+        await response(scope, receive, send)
+
+    def _wants_graphiql(self, request: Request) -> bool:
+        return request.method == "GET" and "text/html" in request.headers.get("accept", "") and "query" not in request.query_params
+
+    async def get_sub_response(self, request: Any) -> Response:
+        response = await super().get_sub_response(request)
+        response.graphql_response = GRAPHQL_RESPONSE in request.headers.get("accept", "")
+        return response
+
+    def create_response(self, response_data: Any, sub_response: Response) -> Response:
+        response = super().create_response(response_data, sub_response)
+        if getattr(sub_response, "graphql_response", False):
+            # GraphQL over HTTP: a request that failed before execution (no data) is a 4xx.
+            response.headers["content-type"] = GRAPHQL_RESPONSE
+            single = response_data if isinstance(response_data, dict) else {}
+            if single.get("errors") and single.get("data") is None and not sub_response.status_code:
+                response.status_code = 400
+        return response
+
+    # --- context ----------------------------------------------------------------------------------
+
+    async def get_context(self, request: Any, response: Any = None) -> Context:
+        principal = getattr(request.state, "principal", ANONYMOUS)
+        request_id = getattr(request.state, "request_id", None) or uuid.uuid4().hex[:12]
+        return self.new_context(principal, request=request, response=response, request_id=request_id)
+
+    def new_context(self, principal: Principal, **extra: Any) -> Context:
         services = self.services
+        extra.setdefault("request_id", uuid.uuid4().hex[:12])
         return Context(
             db=services.db,
-            tenant=DEFAULT_TENANT,
-            actor=ANONYMOUS_ACTOR,
+            tenant=principal.tenant,
+            actor=principal.actor,
             publish=services.broker.publish,
-            request_id=uuid.uuid4().hex[:12],
             services=services,
             **extra,
         )
 
     def fresh_context(self, context: Context) -> Context:
         """A context of the same caller for a shared subscription: its own loaders."""
-        fresh = self.new_context()
-        fresh.tenant, fresh.actor = context.tenant, context.actor
-        fresh.loaders = Loaders(fresh.db, fresh.tenant)
-        return fresh
+        return self.new_context(Principal(context.tenant, context.actor))
+
+    async def on_ws_connect(self, context: Context) -> Any:
+        """WebSocket callers authenticate in ``connection_init``: ``{"authorization": "Bearer …"}``
+        (or on the upgrade request's header); refused ones are closed with 4403."""
+        params = context.connection_params or {}
+        header = params.get("authorization") or params.get("Authorization")
+        if header is None and context.request is not None:
+            header = context.request.headers.get("authorization")
+        try:
+            principal = await self.door.principal(bearer(header) if isinstance(header, str | None) else "")
+        except Refusal as refusal:
+            raise ConnectionRejectionError({"message": refusal.message, "code": refusal.code}) from None
+        context.tenant, context.actor = principal.tenant, principal.actor
+        context.loaders = Loaders(context.db, context.tenant)
+        return None
 
     def encode_json(self, data: object) -> str:
         return orjson.dumps(data).decode()
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
-    """Build the application; the schema is created on start."""
+    """Build the application; the schema is migrated (or checked) on start."""
     settings = settings or Settings()
     db = Database(settings.database_url)
     broker = broker_from_url(settings.broker_url)
-    services = Services(settings, db, broker, Live(db, broker), Fanout())
+    services = Services(settings, db, broker, KeyRing(db), Live(db, broker), Fanout())
     graphql_app = SupportGraphQL(services)
 
     @asynccontextmanager

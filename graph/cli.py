@@ -1,4 +1,4 @@
-"""``support-graph``: serve, migrate, export-schema, seed."""
+"""``support-graph``: serve, migrate, export-schema, seed, create-key, revoke-key."""
 
 from __future__ import annotations
 
@@ -32,6 +32,15 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser("export-schema", help="print the GraphQL SDL (what schema.graphql holds)")
 
+    create_key = commands.add_parser("create-key", help="issue an API key (printed once, as the last word)")
+    create_key.add_argument("--tenant", required=True, help="the tenant whose data the key sees")
+    create_key.add_argument("--actor", help="the actor its events record (default api:<key id>)")
+    _database_option(create_key)
+
+    revoke_key = commands.add_parser("revoke-key", help="revoke an API key by its id or the key itself")
+    revoke_key.add_argument("key", help="the key id (the part after sgk_) or the whole key")
+    _database_option(revoke_key)
+
     seed = commands.add_parser("seed", help="load a realistic demo graph")
     _database_option(seed)
     seed.add_argument("--organizations", type=int, default=20)
@@ -50,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "seed":
         return asyncio.run(_seed(args))
+    if args.command == "create-key":
+        return asyncio.run(_create_key(args))
+    if args.command == "revoke-key":
+        return asyncio.run(_revoke_key(args))
     if args.command == "migrate":
         return asyncio.run(_migrate(args.database_url or Settings().database_url))
     return 2
@@ -102,6 +115,42 @@ def _serve(args: argparse.Namespace) -> int:
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
     )
+    return 0
+
+
+async def _create_key(args: argparse.Namespace) -> int:
+    from models import migrate
+    from models.db import Database
+    from resolvers.keys import create_key
+
+    db = Database(args.database_url or Settings().database_url)
+    try:
+        await migrate.upgrade(db)
+        try:
+            row, key = await create_key(db, tenant=args.tenant, actor=args.actor)
+        except ValueError as error:
+            print(f"support-graph: {error}", file=sys.stderr)
+            return 2
+    finally:
+        await db.dispose()
+    print(f"Key {row.id} for tenant {row.tenant!r}, actor {row.actor!r}. It is shown only now:")
+    print(key)
+    return 0
+
+
+async def _revoke_key(args: argparse.Namespace) -> int:
+    from models.db import Database
+    from resolvers.keys import revoke_key
+
+    db = Database(args.database_url or Settings().database_url)
+    try:
+        revoked = await revoke_key(db, args.key)
+    finally:
+        await db.dispose()
+    if not revoked:
+        print("support-graph: no live key with that id", file=sys.stderr)
+        return 1
+    print("revoked (servers stop accepting it within 10 seconds)")
     return 0
 
 

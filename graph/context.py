@@ -22,6 +22,8 @@ class Context:
     response: Any = None
     request_id: str = ""
     services: Any = None
+    #: the WebSocket ``connection_init`` payload (Strawberry fills it in)
+    connection_params: dict[str, Any] | None = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

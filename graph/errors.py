@@ -36,8 +36,9 @@ def client_error(error: GraphQLError, request_id: str) -> GraphQLError:
     if isinstance(original, DomainError):
         code, message, extra = original.code, original.message, original.extensions
     elif original is None or isinstance(original, GraphQLError):
-        code = (error.extensions or {}).get("code") or "BAD_USER_INPUT"
-        message, extra = error.message, {}
+        extensions = dict(error.extensions or {})
+        code = extensions.pop("code", None) or "BAD_USER_INPUT"
+        message, extra = error.message, extensions
     else:
         log.error(
             "internal error in request %s at %s", request_id, error.path,

@@ -22,6 +22,8 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Bas
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
+from graph.limits import Limits, TooComplex, prescan, variables_too_deep
+
 #: Results a subscriber may have waiting before it is ended as too slow.
 BACKLOG_LIMIT = 5_000
 _END = object()
@@ -119,6 +121,10 @@ def _too_slow() -> ExecutionResult:
     return ExecutionResult(data=None, errors=[error])
 
 
+async def _refused(error: GraphQLError) -> AsyncGenerator[Any, None]:
+    yield PreExecutionError(data=None, errors=[error])
+
+
 class Fanout:
     """The shared executions of this worker, by (tenant, document, operation, variables)."""
 
@@ -153,14 +159,20 @@ class Fanout:
 class _SharingSchema:
     """The schema as a WebSocket handler sees it: shareable subscriptions join a shared execution."""
 
-    def __init__(self, schema: Any, fanout: Fanout, make_context: Callable[[Any], Any]) -> None:
-        self._schema, self._fanout, self._make_context = schema, fanout, make_context
+    def __init__(self, schema: Any, fanout: Fanout, make_context: Callable[[Any], Any], limits: Limits) -> None:
+        self._schema, self._fanout, self._make_context, self._limits = schema, fanout, make_context, limits
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._schema, name)
 
     async def _shared_or(self, method: str, query: str, variable_values=None, context_value=None,
                          root_value=None, operation_name=None):  # fmt: skip
+        problem = prescan(query, self._limits.max_tokens, 2 * self._limits.max_depth + 4)
+        if problem is None and variable_values:
+            if variables_too_deep(variable_values, self._limits.max_variables_depth):
+                problem = "variables nest too deep"
+        if problem:
+            return _refused(TooComplex(problem))
         key = self._fanout.key(context_value, query, variable_values, operation_name)
         if key is None:
             return await getattr(self._schema, method)(
@@ -183,17 +195,17 @@ class _SharingSchema:
         return await self._shared_or("subscribe", query, **kwargs)
 
 
-def sharing_handlers(fanout: Fanout, make_context: Callable[[Any], Any]) -> tuple[type, type]:
+def sharing_handlers(fanout: Fanout, make_context: Callable[[Any], Any], limits: Limits) -> tuple[type, type]:
     """WebSocket handler classes for both protocols that share executions through ``fanout``."""
 
     class TransportWS(BaseGraphQLTransportWSHandler):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.schema = _SharingSchema(self.schema, fanout, make_context)
+            self.schema = _SharingSchema(self.schema, fanout, make_context, limits)
 
     class LegacyWS(BaseGraphQLWSHandler):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.schema = _SharingSchema(self.schema, fanout, make_context)
+            self.schema = _SharingSchema(self.schema, fanout, make_context, limits)
 
     return TransportWS, LegacyWS

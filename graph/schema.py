@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import AddValidationRules
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from graph.errors import ErrorCodes, is_internal
+from graph.limits import Limits, VariablesForLimits, cost_rule
 from graph.mutations.contact import ContactMutations, OrganizationMutations
 from graph.mutations.deal import DealMutations
 from graph.mutations.subscription import SubscriptionMutations
@@ -40,9 +43,15 @@ class SupportSchema(strawberry.Schema):
             super().process_errors(unexpected, execution_context)
 
 
-def build_schema() -> strawberry.Schema:
+def build_schema(limits: Limits = Limits()) -> strawberry.Schema:
+    """The schema, enforcing ``limits`` on depth, aliases and nodes while validating."""
     return SupportSchema(
-        query=Query, mutation=Mutation, subscription=Live, types=ENTITY_TYPES, extensions=[ErrorCodes]
+        query=Query,
+        mutation=Mutation,
+        subscription=Live,
+        types=ENTITY_TYPES,
+        extensions=[ErrorCodes, VariablesForLimits, AddValidationRules([cost_rule(limits)])],
+        config=StrawberryConfig(batching_config={"max_operations": limits.max_batch}),
     )
 
 

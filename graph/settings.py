@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from graph.limits import Limits
 from models.db import DEFAULT_DATABASE_URL
 
 
@@ -23,6 +24,7 @@ class Settings:
     workers: int = field(default_factory=lambda: int(os.environ.get("WORKERS", "1")))
     require_auth: bool = field(default_factory=lambda: _env_bool("REQUIRE_AUTH"))
     graphiql: bool = True
+    limits: Limits = field(default_factory=lambda: limits_from_environment())
     #: upgrade the schema on start (False: refuse to start unless it is current)
     migrate: bool = field(default_factory=lambda: os.environ.get("MIGRATE_ON_START", "true").lower() != "false")
     #: graphql-ws keep-alive ("ka") interval; WebSocket pings cover graphql-transport-ws
@@ -30,3 +32,13 @@ class Settings:
     max_subscriptions_per_connection: int = field(
         default_factory=lambda: int(os.environ.get("MAX_SUBSCRIPTIONS_PER_CONNECTION", "50"))
     )
+
+
+def limits_from_environment() -> Limits:
+    """``Limits`` with any ``LIMIT_<NAME>`` variable applied (``LIMIT_MAX_DEPTH=15``)."""
+    values = {}
+    for name in Limits.__dataclass_fields__:
+        raw = os.environ.get(f"LIMIT_{name.upper()}")
+        if raw is not None:
+            values[name] = int(raw)
+    return Limits(**values)

@@ -13,6 +13,7 @@ from sqlmodel import SQLModel
 
 import models.entities  # noqa: F401  (registers the tables)
 import models.event  # noqa: F401
+import models.keys  # noqa: F401
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./support-graph.db"
 

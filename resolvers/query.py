@@ -77,7 +77,8 @@ def compile_where(kind: type, where: dict[str, Any] | None, dialect: str) -> Col
         elif name == "or_":
             parts.append(or_(*(compile_where(kind, w, dialect) for w in spec)) if spec else false())
         elif name == "not_":
-            parts.append(not_(compile_where(kind, spec, dialect)))
+            # NULL-safe: rows where the condition is unknown (a null field) are "not" it
+            parts.append(not_(func.coalesce(compile_where(kind, spec, dialect), false())))
         else:
             column = field_column(kind, name)
             parts.extend(_operator(column, op, value, dialect) for op, value in spec.items())
@@ -149,7 +150,10 @@ def decode_cursor(cursor: str, keys: list[tuple[ColumnElement, bool]]) -> list[A
         except NotImplementedError:
             python_type = object
         if python_type is datetime and isinstance(value, str):
-            value = datetime.fromisoformat(value)
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                raise BadInput("Malformed cursor", cursor=cursor) from None
         ok = (
             value is not None
             and (python_type is object or isinstance(value, python_type)

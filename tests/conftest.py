@@ -7,11 +7,15 @@ from collections.abc import Iterator
 
 import pytest
 
+from graph.limits import Limits
 from graph.settings import Settings
 from tests.databases import create_postgres_database, drop_postgres_database, postgres_unreachable
 from tests.live import LiveServer
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+#: the shared server serves hundreds of requests a second from one address: rate limits are
+#: tested on servers of their own
+UNTHROTTLED = Limits(rate_per_minute=10**9, rate_burst=10**9)
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +37,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 @pytest.fixture(scope="session")
 def server(database_url: str) -> Iterator[LiveServer]:
     """A running server on its own database, shared by the session's tests."""
-    live = LiveServer(Settings(database_url=database_url)).start()
+    live = LiveServer(Settings(database_url=database_url, limits=UNTHROTTLED)).start()
     yield live
     live.stop()
 

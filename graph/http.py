@@ -1,0 +1,133 @@
+"""The door of ``/graphql`` over HTTP: who is calling, how fast, and whether the request is
+something GraphQL should even look at. Everything refused here is refused fast, with a 4xx
+and a GraphQL-shaped error body, and nothing reaches the schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from graph.limits import Limits, RateLimiter, prescan, variables_too_deep
+from resolvers.keys import KeyRing, Principal
+from models.base import ANONYMOUS_ACTOR, DEFAULT_TENANT
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+ANONYMOUS = Principal(tenant=DEFAULT_TENANT, actor=ANONYMOUS_ACTOR)
+
+
+class Refusal(Exception):
+    """A request refused before execution: HTTP status, error code, message, headers."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+    def response(self, request_id: str, accept: str = "") -> Response:
+        body = {"errors": [{"message": self.message, "extensions": {"code": self.code, "requestId": request_id}}]}
+        media = GRAPHQL_RESPONSE if GRAPHQL_RESPONSE in accept else "application/json"
+        return Response(orjson.dumps(body), status_code=self.status, media_type=media, headers=self.headers)
+
+
+def bearer(authorization: str | None) -> str | None:
+    """The key of an ``Authorization: Bearer <key>`` value (None when there is none)."""
+    if not authorization:
+        return None
+    scheme, _, key = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Refusal(401, "UNAUTHENTICATED", "Authorization must be `Bearer <api key>`", _challenge())
+    return key.strip()
+
+
+def _challenge() -> dict[str, str]:
+    return {"WWW-Authenticate": 'Bearer realm="support-graph"'}
+
+
+class Door:
+    """Authentication, rate limits and request shape for one app."""
+
+    def __init__(self, keys: KeyRing, limits: Limits, *, require_auth: bool) -> None:
+        self.keys, self.limits, self.require_auth = keys, limits, require_auth
+        self.rate = RateLimiter(limits.rate_per_minute, limits.rate_burst)
+
+    async def principal(self, key: str | None) -> Principal:
+        """The caller of a presented key; anonymous only where the server allows it."""
+        if key is None:
+            if self.require_auth:
+                raise Refusal(401, "UNAUTHENTICATED", "An API key is required", _challenge())
+            return ANONYMOUS
+        principal = await self.keys.check(key)
+        if principal is None:
+            raise Refusal(401, "UNAUTHENTICATED", "The API key is not valid or was revoked", _challenge())
+        return principal
+
+    def throttle(self, principal: Principal, request: Request) -> None:
+        caller = principal.key_id or f"ip:{request.client.host if request.client else '?'}"
+        wait = self.rate.acquire(caller)
+        if wait:
+            raise Refusal(
+                429, "RATE_LIMITED", f"Too many requests: retry in {wait:g} s",
+                {"Retry-After": str(max(1, round(wait)))},
+            )  # fmt: skip
+
+    async def admit(self, request: Request) -> Principal:
+        """Check a ``/graphql`` HTTP request; the caller, or ``Refusal``."""
+        principal = await self.principal(bearer(request.headers.get("authorization")))
+        self.throttle(principal, request)
+        if request.method == "POST":
+            await self._check_post(request)
+        elif request.method == "GET":
+            query = request.query_params.get("query")
+            if query is not None:
+                self._check_operation({"query": query})
+        return principal
+
+    async def _check_post(self, request: Request) -> None:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise Refusal(
+                415, "BAD_USER_INPUT",
+                "POST /graphql takes application/json (other content types could be sent cross-site)",
+            )  # fmt: skip
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limits.max_body_bytes):
+            raise Refusal(413, "BAD_USER_INPUT", f"The body is larger than {self.limits.max_body_bytes} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.limits.max_body_bytes:
+                raise Refusal(413, "BAD_USER_INPUT", f"The body is larger than {self.limits.max_body_bytes} bytes")
+        request._body = bytes(body)  # what Strawberry will read
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise Refusal(400, "BAD_USER_INPUT", "The body is not valid JSON") from None
+        if isinstance(payload, list):
+            if not payload or len(payload) > self.limits.max_batch:
+                raise Refusal(400, "BAD_USER_INPUT", f"A batch holds 1 to {self.limits.max_batch} operations")
+            for operation in payload:
+                self._check_operation(operation)
+        else:
+            self._check_operation(payload)
+
+    def _check_operation(self, operation: Any) -> None:
+        if not isinstance(operation, dict):
+            raise Refusal(400, "BAD_USER_INPUT", 'The body must be a JSON object: {"query": …, "variables": …}')
+        query = operation.get("query")
+        if not isinstance(query, str) or not query.strip():
+            raise Refusal(400, "BAD_USER_INPUT", "`query` must be a non-empty string")
+        variables = operation.get("variables")
+        if variables is not None and not isinstance(variables, dict):
+            raise Refusal(400, "BAD_USER_INPUT", "`variables` must be a JSON object")
+        name = operation.get("operationName")
+        if name is not None and not isinstance(name, str):
+            raise Refusal(400, "BAD_USER_INPUT", "`operationName` must be a string")
+        limits = self.limits
+        problem = prescan(query, limits.max_tokens, 2 * limits.max_depth + 4)
+        if problem:
+            raise Refusal(400, "QUERY_TOO_COMPLEX", problem)
+        if variables and variables_too_deep(variables, limits.max_variables_depth):
+            raise Refusal(400, "BAD_USER_INPUT", f"`variables` nest deeper than {limits.max_variables_depth} levels")

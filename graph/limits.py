@@ -1,0 +1,208 @@
+"""Limits on what one request may ask, each refused with a clear error before any work.
+
+- ``prescan``: tokens and nesting of the raw document, before the parser recurses into it;
+- ``CostRule``: a validation rule for depth, aliases and a node budget in the spirit of GitHub's
+  (each connection's ``first``/``last`` times those of the connections around it);
+- ``RateLimiter``: a token bucket per caller.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from graphql import (
+    FieldNode, FragmentSpreadNode, GraphQLError, InlineFragmentNode,
+    IntValueNode, OperationDefinitionNode, Source, ValidationRule, VariableNode, get_named_type,
+)  # fmt: skip
+from graphql.language import Lexer, TokenKind
+from strawberry.extensions import SchemaExtension
+
+DEFAULT_PAGE = 20
+MAX_PAGE = 100
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The limits in force; see the README's configuration table."""
+
+    max_body_bytes: int = 1_000_000
+    max_tokens: int = 5_000
+    max_depth: int = 12
+    max_aliases: int = 30
+    max_nodes: int = 25_000
+    max_batch: int = 10
+    max_variables_depth: int = 12
+    rate_per_minute: int = 1_200
+    rate_burst: int = 200
+
+
+class TooComplex(GraphQLError):
+    def __init__(self, message: str, **extensions: Any) -> None:
+        super().__init__(message, extensions={"code": "QUERY_TOO_COMPLEX", **extensions})
+
+
+_OPEN = {TokenKind.BRACE_L, TokenKind.PAREN_L, TokenKind.BRACKET_L}
+_CLOSE = {TokenKind.BRACE_R, TokenKind.PAREN_R, TokenKind.BRACKET_R}
+
+
+@lru_cache(maxsize=1024)
+def prescan(query: str, max_tokens: int, max_nesting: int) -> str | None:
+    """Why the document is too big or too deep to parse (None if it is fine).
+
+    Runs before parsing: the parser and validator recurse once per nesting level, so a
+    document nested hundreds deep must be refused before it reaches them.
+    """
+    lexer, tokens, depth = Lexer(Source(query)), 0, 0
+    try:
+        while (token := lexer.advance()).kind != TokenKind.EOF:
+            tokens += 1
+            if tokens > max_tokens:
+                return f"The document has more than {max_tokens} tokens"
+            if token.kind in _OPEN:
+                depth += 1
+                if depth > max_nesting:
+                    return f"The document is nested more than {max_nesting} levels deep"
+            elif token.kind in _CLOSE:
+                depth -= 1
+    except GraphQLError:
+        return None  # a syntax error: the parser will report it properly
+    return None
+
+
+def variables_too_deep(value: Any, limit: int) -> bool:
+    """Whether JSON variables nest deeper than ``limit`` (iteratively: no recursion to exhaust)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return False
+
+
+#: the variables of the operation being validated (validation rules do not otherwise see them)
+current_variables: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("variables", default={})
+
+
+def cost_rule(limits: Limits) -> type[ValidationRule]:
+    """A validation rule enforcing depth, aliases and the node budget of ``limits``."""
+
+    class CostRule(ValidationRule):
+        def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
+            root = self.context.schema.get_root_type(node.operation)
+            if root is None:
+                return
+            walk = _Walk(self.context, current_variables.get() or {})
+            walk.selections(node.selection_set, root, depth=1, multiplier=1)
+            problem = None
+            if walk.depth > limits.max_depth:
+                problem = f"The query is {walk.depth} levels deep; the limit is {limits.max_depth}"
+            elif walk.aliases > limits.max_aliases:
+                problem = f"The query uses {walk.aliases} aliases; the limit is {limits.max_aliases}"
+            elif walk.nodes > limits.max_nodes:
+                problem = (
+                    f"The query could return {walk.nodes} nodes; the limit is {limits.max_nodes}. "
+                    "Ask for smaller pages (first/last) in nested connections."
+                )
+            if problem:
+                self.report_error(TooComplex(problem, depth=walk.depth, aliases=walk.aliases, nodes=walk.nodes))
+
+    return CostRule
+
+
+class _Walk:
+    """Depth, aliases and nodes of an operation, following fragments (each at most once per path)."""
+
+    def __init__(self, context: Any, variables: dict[str, Any]) -> None:
+        self.context, self.variables = context, variables
+        self.depth = self.aliases = self.nodes = 0
+
+    def selections(self, selection_set: Any, parent: Any, depth: int, multiplier: int, seen: frozenset = frozenset()) -> None:
+        if selection_set is None:
+            return
+        self.depth = max(self.depth, depth)
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                self.field(selection, parent, depth, multiplier, seen)
+            elif isinstance(selection, InlineFragmentNode):
+                target = parent
+                if selection.type_condition is not None:
+                    target = self.context.schema.get_type(selection.type_condition.name.value) or parent
+                self.selections(selection.selection_set, target, depth, multiplier, seen)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = self.context.get_fragment(name)
+                if fragment is None or name in seen:
+                    continue
+                target = self.context.schema.get_type(fragment.type_condition.name.value) or parent
+                self.selections(fragment.selection_set, target, depth, multiplier, seen | {name})
+
+    def field(self, node: FieldNode, parent: Any, depth: int, multiplier: int, seen: frozenset) -> None:
+        if node.alias is not None:
+            self.aliases += 1
+        fields = getattr(parent, "fields", None) or {}
+        definition = fields.get(node.name.value)
+        if definition is None or node.selection_set is None:
+            return
+        named = get_named_type(definition.type)
+        if named.name.endswith("Connection"):
+            multiplier *= max(self.page(node), 1)
+            self.nodes += multiplier
+        self.selections(node.selection_set, named, depth + 1, multiplier, seen)
+
+    def page(self, node: FieldNode) -> int:
+        """The page size a connection field asks for; sizes out of range are refused later,
+        by the field itself, as BAD_USER_INPUT."""
+        for argument in node.arguments or ():
+            if argument.name.value in ("first", "last"):
+                value = argument.value
+                if isinstance(value, IntValueNode):
+                    return min(int(value.value), MAX_PAGE)
+                if isinstance(value, VariableNode):
+                    given = self.variables.get(value.name.value)
+                    if isinstance(given, int):
+                        return min(given, MAX_PAGE)
+        return DEFAULT_PAGE
+
+
+class VariablesForLimits(SchemaExtension):
+    """Lets ``CostRule`` see the operation's variables (``first: $n``) while validating."""
+
+    def on_validate(self) -> Iterator[None]:
+        token = current_variables.set(self.execution_context.variables or {})
+        try:
+            yield
+        finally:
+            current_variables.reset(token)
+
+
+class RateLimiter:
+    """A token bucket per caller: ``rate_per_minute`` sustained, ``burst`` at once."""
+
+    def __init__(self, rate_per_minute: int, burst: int, *, max_callers: int = 100_000) -> None:
+        self.rate = rate_per_minute / 60.0
+        self.burst = burst
+        self.max_callers = max_callers
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def acquire(self, caller: str) -> float:
+        """0 if the caller may go ahead now, else the seconds until it may."""
+        now = time.monotonic()
+        tokens, then = self._buckets.get(caller, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+        if tokens >= 1:
+            if len(self._buckets) >= self.max_callers:
+                self._buckets.clear()
+            self._buckets[caller] = (tokens - 1, now)
+            return 0.0
+        self._buckets[caller] = (tokens, now)
+        return math.ceil((1 - tokens) / self.rate * 10) / 10
