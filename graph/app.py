@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
+from strawberry import UNSET
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from cross_web import HTTPException
@@ -143,7 +144,7 @@ class SupportGraphQL(GraphQL):
             raise ConnectionRejectionError({"message": refusal.message, "code": refusal.code}) from None
         context.tenant, context.actor = principal.tenant, principal.actor
         context.loaders = Loaders(context.db, context.tenant)
-        return None
+        return UNSET  # a plain connection_ack
 
     def encode_json(self, data: object) -> str:
         return orjson.dumps(data).decode()
