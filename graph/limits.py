@@ -1,14 +1,13 @@
 """Limits on what one request may ask, each refused with a clear error before any work.
 
 - ``prescan``: tokens and nesting of the raw document, before the parser recurses into it;
-- ``CostRule``: a validation rule for depth, aliases and a node budget in the spirit of GitHub's
-  (each connection's ``first``/``last`` times those of the connections around it);
+- ``query_cost``: depth, aliases and a node budget in the spirit of GitHub's (each
+  connection's ``first``/``last`` times those of the connections around it);
 - ``RateLimiter``: a token bucket per caller.
 """
 
 from __future__ import annotations
 
-import contextvars
 import math
 import time
 from collections.abc import Iterator
@@ -17,11 +16,12 @@ from functools import lru_cache
 from typing import Any
 
 from graphql import (
-    FieldNode, FragmentSpreadNode, GraphQLError, InlineFragmentNode,
-    IntValueNode, OperationDefinitionNode, Source, ValidationRule, VariableNode, get_named_type,
+    FieldNode, FragmentDefinitionNode, FragmentSpreadNode, GraphQLError, InlineFragmentNode,
+    IntValueNode, OperationDefinitionNode, Source, VariableNode, get_named_type,
 )  # fmt: skip
 from graphql.language import Lexer, TokenKind
 from strawberry.extensions import SchemaExtension
+from strawberry.types.execution import ExecutionResult
 
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
@@ -89,41 +89,57 @@ def variables_too_deep(value: Any, limit: int) -> bool:
     return False
 
 
-#: the variables of the operation being validated (validation rules do not otherwise see them)
-current_variables: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("variables", default={})
+def query_cost(limits: Limits) -> type[SchemaExtension]:
+    """An extension refusing operations over ``limits``' depth, aliases or node budget.
+
+    It runs just before execution, when the operation's variables are known (``first: $n``),
+    so parsing and validation stay cacheable.
+    """
+
+    class QueryCost(SchemaExtension):
+        def on_execute(self) -> Iterator[None]:
+            context = self.execution_context
+            document = context.graphql_document
+            if document is not None and context.result is None:
+                problem = _problem(limits, document, context.schema._schema, context.variables or {}, context.operation_name)
+                if problem is not None:
+                    context.result = ExecutionResult(data=None, errors=[problem])
+            yield
+
+    return QueryCost
 
 
-def cost_rule(limits: Limits) -> type[ValidationRule]:
-    """A validation rule enforcing depth, aliases and the node budget of ``limits``."""
-
-    class CostRule(ValidationRule):
-        def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
-            root = self.context.schema.get_root_type(node.operation)
-            if root is None:
-                return
-            walk = _Walk(self.context, current_variables.get() or {})
-            walk.selections(node.selection_set, root, depth=1, multiplier=1)
-            problem = None
-            if walk.depth > limits.max_depth:
-                problem = f"The query is {walk.depth} levels deep; the limit is {limits.max_depth}"
-            elif walk.aliases > limits.max_aliases:
-                problem = f"The query uses {walk.aliases} aliases; the limit is {limits.max_aliases}"
-            elif walk.nodes > limits.max_nodes:
-                problem = (
-                    f"The query could return {walk.nodes} nodes; the limit is {limits.max_nodes}. "
-                    "Ask for smaller pages (first/last) in nested connections."
-                )
-            if problem:
-                self.report_error(TooComplex(problem, depth=walk.depth, aliases=walk.aliases, nodes=walk.nodes))
-
-    return CostRule
+def _problem(limits: Limits, document: Any, schema: Any, variables: dict, name: str | None) -> TooComplex | None:
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if name is not None:
+        operations = [o for o in operations if o.name is not None and o.name.value == name]
+    for operation in operations[:1]:
+        root = schema.get_root_type(operation.operation)
+        if root is None:
+            return None
+        walk = _Walk(schema, fragments, variables)
+        walk.selections(operation.selection_set, root, depth=1, multiplier=1)
+        if walk.depth > limits.max_depth:
+            message = f"The query is {walk.depth} levels deep; the limit is {limits.max_depth}"
+        elif walk.aliases > limits.max_aliases:
+            message = f"The query uses {walk.aliases} aliases; the limit is {limits.max_aliases}"
+        elif walk.nodes > limits.max_nodes:
+            message = (
+                f"The query could return {walk.nodes} nodes; the limit is {limits.max_nodes}. "
+                "Ask for smaller pages (first/last) in nested connections."
+            )
+        else:
+            return None
+        return TooComplex(message, depth=walk.depth, aliases=walk.aliases, nodes=walk.nodes)
+    return None
 
 
 class _Walk:
     """Depth, aliases and nodes of an operation, following fragments (each at most once per path)."""
 
-    def __init__(self, context: Any, variables: dict[str, Any]) -> None:
-        self.context, self.variables = context, variables
+    def __init__(self, schema: Any, fragments: dict[str, Any], variables: dict[str, Any]) -> None:
+        self.schema, self.fragments, self.variables = schema, fragments, variables
         self.depth = self.aliases = self.nodes = 0
 
     def selections(self, selection_set: Any, parent: Any, depth: int, multiplier: int, seen: frozenset = frozenset()) -> None:
@@ -136,14 +152,14 @@ class _Walk:
             elif isinstance(selection, InlineFragmentNode):
                 target = parent
                 if selection.type_condition is not None:
-                    target = self.context.schema.get_type(selection.type_condition.name.value) or parent
+                    target = self.schema.get_type(selection.type_condition.name.value) or parent
                 self.selections(selection.selection_set, target, depth, multiplier, seen)
             elif isinstance(selection, FragmentSpreadNode):
                 name = selection.name.value
-                fragment = self.context.get_fragment(name)
+                fragment = self.fragments.get(name)
                 if fragment is None or name in seen:
                     continue
-                target = self.context.schema.get_type(fragment.type_condition.name.value) or parent
+                target = self.schema.get_type(fragment.type_condition.name.value) or parent
                 self.selections(fragment.selection_set, target, depth, multiplier, seen | {name})
 
     def field(self, node: FieldNode, parent: Any, depth: int, multiplier: int, seen: frozenset) -> None:
@@ -172,17 +188,6 @@ class _Walk:
                     if isinstance(given, int):
                         return min(given, MAX_PAGE)
         return DEFAULT_PAGE
-
-
-class VariablesForLimits(SchemaExtension):
-    """Lets ``CostRule`` see the operation's variables (``first: $n``) while validating."""
-
-    def on_validate(self) -> Iterator[None]:
-        token = current_variables.set(self.execution_context.variables or {})
-        try:
-            yield
-        finally:
-            current_variables.reset(token)
 
 
 class RateLimiter:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import AddValidationRules
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from graph.errors import ErrorCodes, is_internal
-from graph.limits import Limits, VariablesForLimits, cost_rule
+from graph.limits import Limits, query_cost
 from graph.mutations.contact import ContactMutations, OrganizationMutations
 from graph.mutations.deal import DealMutations
 from graph.mutations.subscription import SubscriptionMutations
@@ -44,13 +44,18 @@ class SupportSchema(strawberry.Schema):
 
 
 def build_schema(limits: Limits = Limits()) -> strawberry.Schema:
-    """The schema, enforcing ``limits`` on depth, aliases and nodes while validating."""
+    """The schema: parsed and validated documents cached, ``limits`` enforced before execution."""
     return SupportSchema(
         query=Query,
         mutation=Mutation,
         subscription=Live,
         types=ENTITY_TYPES,
-        extensions=[ErrorCodes, VariablesForLimits, AddValidationRules([cost_rule(limits)])],
+        extensions=[
+            ErrorCodes,
+            lambda: ParserCache(maxsize=1024),
+            lambda: ValidationCache(maxsize=1024),
+            query_cost(limits),
+        ],
         config=StrawberryConfig(batching_config={"max_operations": limits.max_batch}),
     )
 
