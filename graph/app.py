@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -214,4 +215,14 @@ async def prepare_schema(db: Database, *, upgrade: bool) -> None:
 
 def app_from_environment() -> Starlette:
     """The factory uvicorn workers call: settings come from the environment."""
-    return create_app(Settings())
+    app = create_app(Settings())
+    tune_garbage_collector()
+    return app
+
+
+def tune_garbage_collector() -> None:
+    """Fewer, cheaper collections for a server: a request allocates thousands of short-lived
+    objects, and the long-lived ones made at start-up never need scanning again."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
