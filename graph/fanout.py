@@ -195,6 +195,18 @@ class _SharingSchema:
         return await self._shared_or("subscribe", query, **kwargs)
 
 
+def _over_limit(handler: Any, open_operations: dict, operation_id: str) -> bool:
+    limit = handler.max_subscriptions_per_connection
+    return limit is not None and operation_id not in open_operations and len(open_operations) >= limit
+
+
+def _limit_error(limit: int | None) -> GraphQLError:
+    return GraphQLError(
+        f"Subscription limit reached: at most {limit} operations at once on one connection",
+        extensions={"code": "RATE_LIMITED"},
+    )
+
+
 def sharing_handlers(fanout: Fanout, make_context: Callable[[Any], Any], limits: Limits) -> tuple[type, type]:
     """WebSocket handler classes for both protocols that share executions through ``fanout``."""
 
@@ -203,9 +215,23 @@ def sharing_handlers(fanout: Fanout, make_context: Callable[[Any], Any], limits:
             super().__init__(*args, **kwargs)
             self.schema = _SharingSchema(self.schema, fanout, make_context, limits)
 
+        async def handle_subscribe(self, message: Any) -> None:
+            if self.connection_acknowledged and _over_limit(self, self.operations, message["id"]):
+                error = _limit_error(self.max_subscriptions_per_connection)
+                await self.send_message({"id": message["id"], "type": "error", "payload": [error.formatted]})
+                return
+            await super().handle_subscribe(message)
+
     class LegacyWS(BaseGraphQLWSHandler):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.schema = _SharingSchema(self.schema, fanout, make_context, limits)
+
+        async def handle_start(self, message: Any) -> None:
+            if self.connection_acknowledged and _over_limit(self, self.tasks, message["id"]):
+                error = _limit_error(self.max_subscriptions_per_connection)
+                await self.send_message({"id": message["id"], "type": "error", "payload": error.formatted})
+                return
+            await super().handle_start(message)
 
     return TransportWS, LegacyWS

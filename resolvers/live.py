@@ -95,7 +95,8 @@ class TenantFeed:
     async def _run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self.poll_interval)
+                async with asyncio.timeout(self.poll_interval):
+                    await self.wake.wait()
             self.wake.clear()
             while True:
                 batch = await read_after(self.db, self.tenant, self.cursor)
@@ -109,10 +110,10 @@ class TenantFeed:
     async def stop(self) -> None:
         if self._unlisten:
             self._unlisten()
+            self._unlisten = None
         if self.task:
             self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+            await asyncio.wait({self.task})
 
 
 class Live:
@@ -128,8 +129,13 @@ class Live:
         async with self._lock:
             feed = self.feeds.get(tenant)
             if feed is None:
-                feed = self.feeds[tenant] = TenantFeed(self.db, self.broker, tenant, self.poll_interval)
-                await feed.start()
+                feed = TenantFeed(self.db, self.broker, tenant, self.poll_interval)
+                try:
+                    await feed.start()
+                except BaseException:  # cancelled or failed half-way: leave nothing behind
+                    await asyncio.shield(feed.stop())
+                    raise
+                self.feeds[tenant] = feed
             tap = Tap(feed.cursor)
             feed.taps.add(tap)
         try:

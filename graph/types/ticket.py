@@ -2,7 +2,7 @@
 
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import strawberry
 from strawberry import UNSET, Maybe
@@ -47,7 +47,7 @@ class Ticket(Node, MetaFields):
     )
     async def subscription(
         self, info: Info
-    ) -> Optional[Annotated["Subscription", strawberry.lazy("graph.types.subscription")]]:
+    ) -> Optional[Annotated["Subscription", strawberry.lazy("graph.types.subscription")]]:  # noqa: F821
         return await info.context.loaders.current_subscription(self.organization_id)
 
     is_type_of = is_row_of("Ticket")
