@@ -18,7 +18,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", help="interface to bind (default 127.0.0.1, env HOST)")
     serve.add_argument("--port", type=int, help="port (default 8000, env PORT)")
     _database_option(serve)
-    serve.add_argument("--broker-url", help="memory:// (default), env BROKER_URL")
+    serve.add_argument(
+        "--broker-url",
+        help="memory:// (default), postgresql://… (LISTEN/NOTIFY), redis://… (pub/sub); "
+        "optional ?channel=NAME; env BROKER_URL",
+    )
     serve.add_argument("--workers", type=int, help="uvicorn worker processes (default 1)")
     serve.add_argument("--require-auth", action="store_true", default=None, help="refuse callers without an API key")
     serve.add_argument(

@@ -24,6 +24,10 @@ class Settings:
     workers: int = field(default_factory=lambda: int(os.environ.get("WORKERS", "1")))
     require_auth: bool = field(default_factory=lambda: _env_bool("REQUIRE_AUTH"))
     graphiql: bool = True
+    #: how often live feeds re-read the log when no wake-up came (a lost wake-up's worst latency)
+    live_poll_seconds: float = field(default_factory=lambda: float(os.environ.get("LIVE_POLL_SECONDS", "10")))
+    #: answer plain list pages through the compiled path (graph/fastpath.py)
+    fast_path: bool = field(default_factory=lambda: os.environ.get("FAST_PATH", "true").lower() != "false")
     limits: Limits = field(default_factory=lambda: limits_from_environment())
     #: upgrade the schema on start (False: refuse to start unless it is current)
     migrate: bool = field(default_factory=lambda: os.environ.get("MIGRATE_ON_START", "true").lower() != "false")

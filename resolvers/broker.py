@@ -150,7 +150,12 @@ class RemoteBroker(LocalFanout):
     supervisor task keeps the subscription alive from then on. Subclasses provide
     ``_subscribe`` (connect and subscribe; raise on failure), ``_watch`` (return or raise when the
     connection is lost), ``_unsubscribe`` (close it, never raising), ``_open_publisher``,
-    ``_send`` and ``_close_publisher``.
+    ``_send`` and ``_close_publisher``; long waits end when ``_stopped`` is set.
+
+    Options: ``channel``; reconnect backoff from ``first_backoff`` doubling to ``max_backoff``
+    seconds, jittered (reset once a connection has stayed up that long); ``ping_interval`` for
+    catching half-open connections; ``connect_timeout``; ``publish_timeout``, the most a
+    mutation waits for its wake-up to be sent; ``name``, shown to the server.
     """
 
     kind = "remote"
@@ -184,7 +189,7 @@ class RemoteBroker(LocalFanout):
     @property
     def healthy(self) -> bool:
         """Subscribed right now: wake-ups from other workers reach this one."""
-        return True
+        return self._healthy
 
     async def start(self) -> None:
         if self._task is not None:
@@ -246,11 +251,13 @@ class RemoteBroker(LocalFanout):
         assert self._attempted is not None
         loop = asyncio.get_running_loop()
         backoff = Backoff(self.first_backoff, self.max_backoff)
+        recovering = False
         while not self._stopped.is_set():
             try:
                 await self._subscribe()
             except Exception as error:  # noqa: BLE001 - unreachable, refused, timed out: retry later
                 self._healthy = False
+                recovering = True
                 await self._unsubscribe()
                 delay = backoff.delay()
                 log.warning("%s broker: cannot subscribe (%s: %s); retrying in %.2fs",
@@ -263,7 +270,8 @@ class RemoteBroker(LocalFanout):
             up_since = loop.time()
             self._healthy = True
             self.connects += 1
-            if self.connects > 1:
+            if recovering:
+                recovering = False
                 log.warning("%s broker: subscribed again; waking every stream to catch up", self.kind)
             self._attempted.set()
             # Whatever was published while this worker was not subscribed is in the log only:
@@ -279,6 +287,7 @@ class RemoteBroker(LocalFanout):
             if self._stopped.is_set():
                 break
             self.disconnects += 1
+            recovering = True
             if loop.time() - up_since >= self.max_backoff:
                 backoff.reset()  # it had been stable: start over quickly; a flapping one backs off
             delay = backoff.delay()

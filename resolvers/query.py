@@ -191,10 +191,13 @@ async def find(
     before: str | None = None,
     include_deleted: bool = False,
     scope: dict[str, Any] | None = None,
+    plain: bool = False,
+    columns: Sequence[str] | None = None,
 ) -> Page:
     """A page of ``kind`` in ``tenant``; ``order`` is ``[(column, descending)]``, id breaks ties.
 
-    Without an order, lists are oldest first (events: commit order).
+    Without an order, lists are oldest first (events: commit order). ``plain`` rows are
+    read-only tuples with the columns (all, or just ``columns``) as attributes, not ORM objects.
     """
     size, from_end = page_size(first, last)
     condition = and_(kind.tenant == tenant, compile_where(kind, where, db.dialect))
@@ -214,8 +217,10 @@ async def find(
         paged = and_(paged, _after(reversed_keys, decode_cursor(before, keys)))
     walk = [(k, not d) for k, d in keys] if from_end else keys
     labels = [k.label(f"_k{i}") for i, (k, _) in enumerate(keys)]
+    table = kind.__table__.columns
+    selected = ([table[c] for c in columns] if columns else list(table)) if plain else [kind]
     statement = (
-        select(kind, *labels)
+        select(*selected, *labels)
         .where(paged)
         .order_by(*(k.desc() if d else k.asc() for k, d in walk))
         .limit(size + 1)
@@ -226,8 +231,9 @@ async def find(
     result = result[:size]
     if from_end:
         result.reverse()
-    rows = [r[0] for r in result]
-    cursors = [encode_cursor(list(r[1:])) for r in result]
+    width = len(selected)
+    rows = list(result) if plain else [r[0] for r in result]
+    cursors = [encode_cursor(list(r[width:])) for r in result]
 
     async def count() -> int:
         async with db.reading() as session:

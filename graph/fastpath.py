@@ -1,0 +1,306 @@
+"""A compiled path for the most common read: one entity list page with scalar fields and to-one
+relations (``tickets(first: 50) { nodes { subject requester { name } } }``).
+
+Such a document is compiled once into a plan; running it reads plain rows (no ORM objects, no
+per-field resolvers), batches each relation into one statement per entity kind, exactly like the
+loaders, and builds the response dict directly. Anything else — other fields, fragments,
+directives, filters, a wrong type — is not compiled and takes the full Strawberry path, which
+is also where every error comes from. tests/test_fastpath.py checks both paths answer alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any
+
+from graphql import (
+    BooleanValueNode, FieldNode, GraphQLError, IntValueNode, NullValueNode, OperationDefinitionNode,
+    OperationType, StringValueNode, VariableNode, parse,
+)  # fmt: skip
+from sqlalchemy import select
+
+from models.base import ENTITIES
+from models.history import api_names
+from resolvers import query
+from resolvers.errors import DomainError
+from resolvers.validate import references
+
+#: root list field → entity type
+LISTS = {
+    "tickets": "Ticket", "contacts": "Contact", "organizations": "Organization", "deals": "Deal",
+    "subscriptions": "Subscription", "issues": "Issue", "activities": "Activity", "metrics": "Metric",
+}  # fmt: skip
+#: argument → the GraphQL type a variable for it must be declared with
+ARGUMENTS = {"first": "Int", "last": "Int", "after": "String", "before": "String", "includeDeleted": "Boolean"}
+PAGE_INFO = {"hasNextPage", "hasPreviousPage", "startCursor", "endCursor"}
+
+
+@dataclass
+class Node:
+    """What to build for each row of one entity kind."""
+
+    kind: type
+    scalars: list[tuple[str, str, Any]] = field(default_factory=list)  # (key, column, convert)
+    relations: list[tuple[str, str, Node]] = field(default_factory=list)  # (key, column, node)
+    typename: list[str] = field(default_factory=list)
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns to read: no more than the document asks for."""
+        wanted = ["id", *(c for _, c, _ in self.scalars), *(c for _, c, _ in self.relations)]
+        return list(dict.fromkeys(wanted))
+
+
+@dataclass
+class Plan:
+    key: str
+    kind: type
+    arguments: dict[str, tuple[str, Any]]  # name → ("value", v) | ("variable", name)
+    parts: list[tuple[str, str, Any]]  # (key, part, detail)
+
+
+def _iso(value: Any) -> Any:
+    return None if value is None else value.isoformat()
+
+
+def _float(value: Any) -> Any:
+    return None if value is None else float(value)
+
+
+@lru_cache(maxsize=512)
+def compile_plan(source: str, operation_name: str | None) -> Plan | None:
+    """The plan of a document this path can answer, or None."""
+    try:
+        document = parse(source, no_location=True)
+    except GraphQLError:
+        return None
+    if len(document.definitions) != 1:
+        return None
+    operation = document.definitions[0]
+    if not isinstance(operation, OperationDefinitionNode) or operation.operation != OperationType.QUERY:
+        return None
+    if operation_name is not None and (operation.name is None or operation.name.value != operation_name):
+        return None
+    if operation.directives or len(operation.selection_set.selections) != 1:
+        return None
+    declared = {}
+    for definition in operation.variable_definitions or ():
+        if definition.directives or definition.default_value is not None:
+            return None
+        declared[definition.variable.name.value] = getattr(definition.type, "name", None) and definition.type.name.value
+    root = operation.selection_set.selections[0]
+    if not _plain_field(root) or root.name.value not in LISTS or root.selection_set is None:
+        return None
+    arguments = {}
+    for argument in root.arguments or ():
+        name, value = argument.name.value, argument.value
+        if name not in ARGUMENTS:
+            return None
+        if isinstance(value, VariableNode):
+            if declared.get(value.name.value) != ARGUMENTS[name]:
+                return None
+            arguments[name] = ("variable", value.name.value)
+        elif isinstance(value, NullValueNode):
+            arguments[name] = ("value", None)
+        elif isinstance(value, {"Int": IntValueNode, "String": StringValueNode, "Boolean": BooleanValueNode}[ARGUMENTS[name]]):
+            raw = value.value
+            arguments[name] = ("value", int(raw) if ARGUMENTS[name] == "Int" else raw)
+        else:
+            return None
+    kind = ENTITIES[LISTS[root.name.value]]
+    parts = _connection(root, kind)
+    if parts is None:
+        return None
+    return Plan(_key(root), kind, arguments, parts)
+
+
+def _plain_field(node: Any) -> bool:
+    return isinstance(node, FieldNode) and not node.directives
+
+
+def _key(node: FieldNode) -> str:
+    return node.alias.value if node.alias else node.name.value
+
+
+def _connection(root: FieldNode, kind: type) -> list | None:
+    parts = []
+    for selection in root.selection_set.selections:
+        if not _plain_field(selection):
+            return None
+        name = selection.name.value
+        if name == "totalCount" and not selection.selection_set and not selection.arguments:
+            parts.append((_key(selection), "totalCount", None))
+        elif name == "__typename" and not selection.arguments:
+            parts.append((_key(selection), "typename", f"{kind.type_name}Connection"))
+        elif name == "nodes" and selection.selection_set and not selection.arguments:
+            node = _node(selection, kind)
+            if node is None:
+                return None
+            parts.append((_key(selection), "nodes", node))
+        elif name == "pageInfo" and selection.selection_set and not selection.arguments:
+            keys = []
+            for item in selection.selection_set.selections:
+                if not _plain_field(item) or item.arguments or item.selection_set:
+                    return None
+                if item.name.value == "__typename":
+                    keys.append((_key(item), "__typename"))
+                elif item.name.value in PAGE_INFO:
+                    keys.append((_key(item), item.name.value))
+                else:
+                    return None
+            parts.append((_key(selection), "pageInfo", keys))
+        elif name == "edges" and selection.selection_set and not selection.arguments:
+            edge = []
+            for item in selection.selection_set.selections:
+                if not _plain_field(item) or item.arguments:
+                    return None
+                if item.name.value == "cursor" and not item.selection_set:
+                    edge.append((_key(item), "cursor", None))
+                elif item.name.value == "node" and item.selection_set:
+                    node = _node(item, kind)
+                    if node is None:
+                        return None
+                    edge.append((_key(item), "node", node))
+                elif item.name.value == "__typename":
+                    edge.append((_key(item), "typename", f"{kind.type_name}Edge"))
+                else:
+                    return None
+            parts.append((_key(selection), "edges", edge))
+        else:
+            return None
+    return parts
+
+
+def _node(selection: FieldNode, kind: type, depth: int = 0) -> Node | None:
+    if depth > 3:
+        return None
+    columns = {api: column for column, api in api_names(kind).items() if column != "tenant"}
+    relations = references(kind)
+    node = Node(kind)
+    for item in selection.selection_set.selections:
+        if not _plain_field(item) or item.arguments:
+            return None
+        name = item.name.value
+        if name == "__typename" and not item.selection_set:
+            node.typename.append(_key(item))
+            continue
+        column = columns.get(name)
+        if column is None:
+            return None
+        if column in relations:
+            if not item.selection_set:
+                return None
+            child = _node(item, relations[column], depth + 1)
+            if child is None:
+                return None
+            node.relations.append((_key(item), column, child))
+        elif item.selection_set:
+            return None
+        else:
+            sql_type = kind.__table__.columns[column].type
+            python = getattr(sql_type, "python_type", None) if not hasattr(sql_type, "impl") else sql_type.python_type
+            convert = _iso if python in (datetime, date) else _float if python is float else None
+            node.scalars.append((_key(item), column, convert))
+    return node
+
+
+# --- running a plan ---------------------------------------------------------------------------
+
+
+async def run(plan: Plan, variables: dict[str, Any], db: Any, tenant: str) -> dict[str, Any] | None:
+    """The ``data`` of the plan's answer, or None where the full path must answer (an error)."""
+    arguments = {}
+    for name, (how, value) in plan.arguments.items():
+        arguments[name] = variables.get(value) if how == "variable" else value
+        expected = {"Int": int, "String": str, "Boolean": bool}[ARGUMENTS[name]]
+        given = arguments[name]
+        if given is not None and (type(given) is not expected):
+            return None
+    try:
+        page = await query.find(
+            db, plan.kind, tenant=tenant, first=arguments.get("first"), after=arguments.get("after"),
+            last=arguments.get("last"), before=arguments.get("before"),
+            include_deleted=bool(arguments.get("includeDeleted")), plain=True,
+            columns=_columns(plan),
+        )  # fmt: skip
+    except DomainError:
+        return None
+    result: dict[str, Any] = {}
+    for key, part, detail in plan.parts:
+        if part == "totalCount":
+            result[key] = await page.count()
+        elif part == "typename":
+            result[key] = detail
+        elif part == "nodes":
+            result[key] = await _build(detail, page.rows, db, tenant)
+        elif part == "edges":
+            edges: list[dict] = [{} for _ in page.rows]
+            for edge_key, what, node in detail:
+                if what == "cursor":
+                    for edge, cursor in zip(edges, page.cursors):
+                        edge[edge_key] = cursor
+                elif what == "typename":
+                    for edge in edges:
+                        edge[edge_key] = node
+                else:
+                    for edge, item in zip(edges, await _build(node, page.rows, db, tenant)):
+                        edge[edge_key] = item
+            result[key] = edges
+        else:
+            info = {
+                "hasNextPage": page.has_next, "hasPreviousPage": page.has_previous,
+                "startCursor": page.cursors[0] if page.cursors else None,
+                "endCursor": page.cursors[-1] if page.cursors else None, "__typename": "PageInfo",
+            }  # fmt: skip
+            result[key] = {k: info[name] for k, name in detail}
+    return {plan.key: result}
+
+
+def _columns(plan: Plan) -> list[str]:
+    nodes = [d for _, part, d in plan.parts if part == "nodes"]
+    nodes += [n for _, part, d in plan.parts if part == "edges" for _, what, n in d if what == "node"]
+    return list(dict.fromkeys(c for node in nodes for c in node.columns)) or ["id"]
+
+
+async def _build(node: Node, rows: list[Any], db: Any, tenant: str) -> list[dict | None]:
+    """Response objects for ``rows`` (None for a missing relation), relations batched per kind."""
+    objects: list[dict | None] = []
+    for row in rows:
+        if row is None:
+            objects.append(None)
+            continue
+        item = {}
+        for key, column, convert in node.scalars:
+            value = getattr(row, column)
+            item[key] = convert(value) if convert is not None else value
+        for key in node.typename:
+            item[key] = node.kind.type_name
+        objects.append(item)
+    by_kind: dict[type, tuple[set[str], dict[str, None]]] = {}
+    for _, column, child in node.relations:
+        ids, columns = by_kind.setdefault(child.kind, (set(), {}))
+        ids.update(ref for row in rows if row is not None and (ref := getattr(row, column)) is not None)
+        columns.update(dict.fromkeys(child.columns))
+    fetched = {
+        kind: await _rows_by_id(db, kind, tenant, ids, list(columns)) for kind, (ids, columns) in by_kind.items()
+    }
+    for key, column, child in node.relations:
+        targets = [
+            None if row is None or getattr(row, column) is None else fetched[child.kind].get(getattr(row, column))
+            for row in rows
+        ]
+        for item, value in zip(objects, await _build(child, targets, db, tenant)):
+            if item is not None:
+                item[key] = value
+    return objects
+
+
+async def _rows_by_id(db: Any, kind: type, tenant: str, ids: set[str], columns: list[str]) -> dict[str, Any]:
+    if not ids:
+        return {}
+    table = kind.__table__.columns
+    statement = select(*(table[c] for c in columns)).where(kind.tenant == tenant, kind.id.in_(ids))
+    async with db.reading() as session:
+        return {row.id: row for row in (await session.execute(statement))}
