@@ -1,4 +1,4 @@
-"""The databases the suite runs on: SQLite always, PostgreSQL where it is reachable.
+"""The databases the suite runs on (SQLite always, PostgreSQL where it is reachable), and Redis.
 
 PostgreSQL comes from ``TEST_POSTGRES_URL`` (default: the local server, database ``test``);
 each test session works in a database of its own, created and dropped around it. Where
@@ -16,8 +16,10 @@ from collections.abc import Iterator
 
 import asyncpg
 import pytest
+import redis
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def _plain(url: str) -> str:
@@ -35,6 +37,19 @@ def postgres_unreachable() -> str | None:
         asyncio.run(probe())
     except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as error:
         return f"PostgreSQL at {POSTGRES_URL} is not reachable ({error.__class__.__name__}: {error})"
+    return None
+
+
+def redis_unreachable() -> str | None:
+    """Why Redis cannot be used, or None when it can."""
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5, socket_timeout=5)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except redis.RedisError as error:
+        return f"Redis at {REDIS_URL} is not reachable ({error.__class__.__name__}: {error})"
     return None
 
 

@@ -110,3 +110,15 @@ class LiveServer:
         before = self.statements
         data = self.data(query, variables)
         return data, self.statements - before
+
+
+def create_many(server: LiveServer, kind: str, inputs: list[dict], fields: str = "id") -> list[dict]:
+    """Create entities in order, twenty aliased mutations per request (they run one by one)."""
+    made: list[dict] = []
+    for start in range(0, len(inputs), 20):
+        chunk = inputs[start : start + 20]
+        params = ", ".join(f"$i{n}: Create{kind}Input!" for n in range(len(chunk)))
+        body = " ".join(f"m{n}: create{kind}(input: $i{n}) {{ {fields} }}" for n in range(len(chunk)))
+        data = server.data(f"mutation({params}) {{ {body} }}", {f"i{n}": v for n, v in enumerate(chunk)})
+        made.extend(data[f"m{n}"] for n in range(len(chunk)))
+    return made

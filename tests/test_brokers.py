@@ -21,7 +21,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-import redis
 import redis.asyncio as aioredis
 
 from resolvers.broker import (
@@ -34,26 +33,14 @@ from resolvers.broker import (
     decode,
     encode,
 )
-from tests.databases import create_postgres_database, drop_postgres_database, postgres_unreachable
+from tests.databases import (
+    REDIS_URL, create_postgres_database, drop_postgres_database, postgres_unreachable, redis_unreachable,
+)
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 #: Seconds any single wait may take before the test fails instead of hanging.
 WAIT = 20.0
 KINDS = ("postgresql", "redis")
-
-
-def redis_unreachable() -> str | None:
-    """Why Redis cannot be used, or None when it can."""
-    try:
-        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5, socket_timeout=5)
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except redis.RedisError as error:
-        return f"Redis at {REDIS_URL} is not reachable ({error.__class__.__name__}: {error})"
-    return None
 
 
 def _require(reason: str | None) -> None:

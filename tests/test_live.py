@@ -71,17 +71,8 @@ TICKET_EVENTS_AFTER = _ticket_events_document(resumable=True)
 # --- HTTP: mutations and the event log ---------------------------------------------------------
 
 
-class Api:
+class Api(ws.HttpApi):
     """The server over HTTP, from the test's loop."""
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
-
-    async def data(self, query: str, variables: dict | None = None) -> dict:
-        response = await self.client.post("/graphql", json={"query": query, "variables": variables or {}})
-        body = response.json()
-        assert not body.get("errors"), body["errors"]
-        return body["data"]
 
     async def create_ticket(self, subject: str | None = None, **fields) -> str:
         subject = subject or f"live {uuid.uuid4().hex[:8]}"

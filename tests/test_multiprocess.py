@@ -35,11 +35,12 @@ import redis.asyncio
 from models.base import DEFAULT_TENANT
 from resolvers.broker import CHANNEL
 from tests import ws_client as ws
-from tests.databases import create_postgres_database, drop_postgres_database, postgres_unreachable
+from tests.databases import (
+    REDIS_URL, create_postgres_database, drop_postgres_database, postgres_unreachable, redis_unreachable,
+)
 from tests.procs import Serve, serving
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 #: Seconds a single event, request or state change may take before the test fails.
 WAIT = 30.0
 #: Writers per worker and updates per writer in the concurrency test (2 workers × 20 updates).
@@ -72,18 +73,6 @@ def _unavailable(reason: str | None) -> None:
         pytest.skip(reason)
 
 
-def _redis_unreachable() -> str | None:
-    try:
-        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=5, socket_timeout=5)
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except redis.RedisError as error:
-        return f"Redis at {REDIS_URL} is not reachable ({error.__class__.__name__}: {error})"
-    return None
-
-
 @dataclass
 class Cluster:
     kind: str
@@ -98,7 +87,7 @@ def cluster(request: pytest.FixtureRequest):
     """Workers A and B on one fresh database and one broker of the kind."""
     _unavailable(postgres_unreachable())
     if request.param == "redis":
-        _unavailable(_redis_unreachable())
+        _unavailable(redis_unreachable())
     database_url = create_postgres_database()
     try:
         if request.param == "redis":
@@ -114,17 +103,8 @@ def cluster(request: pytest.FixtureRequest):
 # --- talking to a worker ---------------------------------------------------------------------
 
 
-class Api:
+class Api(ws.HttpApi):
     """One worker over HTTP."""
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
-
-    async def data(self, query: str, variables: dict | None = None) -> dict:
-        response = await self.client.post("/graphql", json={"query": query, "variables": variables or {}})
-        body = response.json()
-        assert not body.get("errors"), body["errors"]
-        return body["data"]
 
     async def create_ticket(self) -> str:
         return (await self.data(CREATE, {"subject": f"multi {uuid.uuid4().hex[:8]}"}))["createTicket"]["id"]

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from tests.live import create_many
 
 # --- helpers -----------------------------------------------------------------------------------
 
@@ -40,18 +41,6 @@ def create(server, kind: str, values: dict, fields: str = "id") -> dict:
     op = f"create{kind}"
     document = f"mutation($input: Create{kind}Input!) {{ {op}(input: $input) {{ {fields} }} }}"
     return server.data(document, {"input": values})[op]
-
-
-def create_many(server, kind: str, inputs: list[dict], fields: str = "id") -> list[dict]:
-    """Create several entities, in order (aliased mutations run one after another)."""
-    made: list[dict] = []
-    for start in range(0, len(inputs), 20):
-        chunk = inputs[start : start + 20]
-        params = ", ".join(f"$i{n}: Create{kind}Input!" for n in range(len(chunk)))
-        body = " ".join(f"m{n}: create{kind}(input: $i{n}) {{ {fields} }}" for n in range(len(chunk)))
-        data = server.data(f"mutation({params}) {{ {body} }}", {f"i{n}": v for n, v in enumerate(chunk)})
-        made.extend(data[f"m{n}"] for n in range(len(chunk)))
-    return made
 
 
 def organization(server, **values) -> str:

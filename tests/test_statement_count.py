@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
+from tests.live import create_many
 
 PAGE_SIZES = (5, 20, 50, 100)
 TICKETS = 110  # more than the largest page
@@ -45,18 +46,6 @@ ORGANIZATION_PAGE = """query($n: Int, $prefix: String!) {
 class Graph:
     tag: str
     tickets: list[dict]
-
-
-def create_many(server, kind: str, inputs: list[dict], fields: str = "id") -> list[dict]:
-    """Create entities in order, twenty aliased mutations per request."""
-    made: list[dict] = []
-    for start in range(0, len(inputs), 20):
-        chunk = inputs[start : start + 20]
-        params = ", ".join(f"$i{n}: Create{kind}Input!" for n in range(len(chunk)))
-        body = " ".join(f"m{n}: create{kind}(input: $i{n}) {{ {fields} }}" for n in range(len(chunk)))
-        data = server.data(f"mutation({params}) {{ {body} }}", {f"i{n}": v for n, v in enumerate(chunk)})
-        made.extend(data[f"m{n}"] for n in range(len(chunk)))
-    return made
 
 
 @pytest.fixture(scope="module")

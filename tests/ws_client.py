@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import websockets
 from gql import Client, GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
@@ -243,3 +244,16 @@ async def gql_subscription(
             operation.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(operation.task, WAIT)
+
+
+class HttpApi:
+    """A server's GraphQL over HTTP, from an async test."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def data(self, query: str, variables: dict | None = None) -> dict:
+        response = await self.client.post("/graphql", json={"query": query, "variables": variables or {}})
+        body = response.json()
+        assert not body.get("errors"), body["errors"]
+        return body["data"]
