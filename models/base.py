@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import Enum
 from typing import ClassVar
 
-from sqlalchemy import String
+from sqlalchemy import Index, String
 from sqlmodel import Field, SQLModel
 
 from models.types import UTCDateTime, utcnow
@@ -62,5 +62,8 @@ ENTITIES: dict[str, type[Entity]] = {}
 
 
 def register(cls: type[Entity]) -> type[Entity]:
+    """Add an entity table to ``ENTITIES``, with the index its default list order walks."""
+    table = cls.__table__
+    Index(f"ix_{table.name}_tenant_created", table.c.tenant, table.c.created_at, table.c.id)
     ENTITIES[cls.type_name] = cls
     return cls
