@@ -66,7 +66,7 @@ class SupportGraphQL(GraphQL):
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         )
         self.services = services
-        self.door = Door(services.keys, settings.limits, require_auth=settings.require_auth)
+        self.door = Door(services.keys, settings.limits, self.schema._schema, require_auth=settings.require_auth)
         self.graphql_transport_ws_handler_class, self.graphql_ws_handler_class = sharing_handlers(
             services.fanout, self.fresh_context, settings.limits
         )
@@ -77,6 +77,7 @@ class SupportGraphQL(GraphQL):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        _lowercase_content_type(scope)
         request = Request(scope, receive)
         request.state.request_id = uuid.uuid4().hex[:12]
         accept = request.headers.get("accept", "")
@@ -124,7 +125,9 @@ class SupportGraphQL(GraphQL):
             # GraphQL over HTTP: a request that failed before execution (no data) is a 4xx.
             response.headers["content-type"] = GRAPHQL_RESPONSE
             single = response_data if isinstance(response_data, dict) else {}
-            if single.get("errors") and single.get("data") is None and not sub_response.status_code:
+            errors = single.get("errors") or []
+            before_execution = errors and single.get("data") is None and not any("path" in e for e in errors)
+            if before_execution and not sub_response.status_code:
                 response.status_code = 400
         return response
 
@@ -168,6 +171,13 @@ class SupportGraphQL(GraphQL):
 
     def encode_json(self, data: object) -> str:
         return orjson.dumps(data).decode()
+
+
+def _lowercase_content_type(scope: Scope) -> None:
+    """Media types are case-insensitive; Strawberry compares them as written."""
+    scope["headers"] = [
+        (name, value.lower()) if name == b"content-type" else (name, value) for name, value in scope["headers"]
+    ]
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

@@ -35,6 +35,8 @@ def client_error(error: GraphQLError, request_id: str) -> GraphQLError:
     original = _cause(error)
     if isinstance(original, DomainError):
         code, message, extra = original.code, original.message, original.extensions
+        if code == "INTERNAL":  # a hook failed: the log has the traceback under this id
+            extra = {**extra, "requestId": request_id}
     elif original is None or isinstance(original, GraphQLError):
         extensions = dict(error.extensions or {})
         code = extensions.pop("code", None) or "BAD_USER_INPUT"

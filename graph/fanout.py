@@ -22,7 +22,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Bas
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
-from graph.limits import Limits, TooComplex, prescan, variables_too_deep
+from graph.limits import Limits, TooComplex, parsed, prescan, too_complex, variables_too_deep
 
 #: Results a subscriber may have waiting before it is ended as too slow.
 BACKLOG_LIMIT = 5_000
@@ -167,12 +167,9 @@ class _SharingSchema:
 
     async def _shared_or(self, method: str, query: str, variable_values=None, context_value=None,
                          root_value=None, operation_name=None):  # fmt: skip
-        problem = prescan(query, self._limits.max_tokens, 2 * self._limits.max_depth + 4)
-        if problem is None and variable_values:
-            if variables_too_deep(variable_values, self._limits.max_variables_depth):
-                problem = "variables nest too deep"
-        if problem:
-            return _refused(TooComplex(problem))
+        refusal = self._refusal(query, variable_values, operation_name)
+        if refusal is not None:
+            return _refused(refusal)
         key = self._fanout.key(context_value, query, variable_values, operation_name)
         if key is None:
             return await getattr(self._schema, method)(
@@ -187,6 +184,19 @@ class _SharingSchema:
             )  # fmt: skip
 
         return await self._fanout.subscribe(key, run)
+
+    def _refusal(self, query: str, variables: Any, operation_name: str | None) -> GraphQLError | None:
+        """The limits of ``graph.limits``, for operations arriving over WebSocket."""
+        limits = self._limits
+        problem = prescan(query, limits.max_tokens, 2 * limits.max_depth + 4)
+        if problem is not None:
+            return TooComplex(problem)
+        if variables and variables_too_deep(variables, limits.max_variables_depth):
+            return GraphQLError("variables nest too deep", extensions={"code": "BAD_USER_INPUT"})
+        document = parsed(query)
+        if isinstance(document, GraphQLError):
+            return None  # Strawberry reports the syntax error itself
+        return too_complex(limits, document, self._schema._schema, variables or {}, operation_name)
 
     async def stream(self, query: str, **kwargs: Any):
         return await self._shared_or("stream", query, **kwargs)

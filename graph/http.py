@@ -11,7 +11,9 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from graph.limits import Limits, RateLimiter, prescan, variables_too_deep
+from graphql import GraphQLError, OperationType
+
+from graph.limits import Limits, RateLimiter, operation_of, parsed, prescan, too_complex, variables_too_deep
 from resolvers.keys import KeyRing, Principal
 from models.base import ANONYMOUS_ACTOR, DEFAULT_TENANT
 
@@ -22,14 +24,26 @@ ANONYMOUS = Principal(tenant=DEFAULT_TENANT, actor=ANONYMOUS_ACTOR)
 class Refusal(Exception):
     """A request refused before execution: HTTP status, error code, message, headers."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
+        locations: list | None = None, legacy_status: int | None = None, **extensions: Any,
+    ) -> None:  # fmt: skip
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+        #: the status for clients of plain application/json, where a GraphQL error is a 200
+        self.legacy_status = legacy_status
+        self.locations, self.extensions = locations, {k: v for k, v in extensions.items() if k != "code"}
 
     def response(self, request_id: str, accept: str = "") -> Response:
-        body = {"errors": [{"message": self.message, "extensions": {"code": self.code, "requestId": request_id}}]}
-        media = GRAPHQL_RESPONSE if GRAPHQL_RESPONSE in accept else "application/json"
-        return Response(orjson.dumps(body), status_code=self.status, media_type=media, headers=self.headers)
+        error: dict[str, Any] = {"message": self.message}
+        if self.locations:
+            error["locations"] = self.locations
+        error["extensions"] = {"code": self.code, **self.extensions, "requestId": request_id}
+        body = {"errors": [error]}
+        modern = GRAPHQL_RESPONSE in accept
+        media = GRAPHQL_RESPONSE if modern else "application/json"
+        status = self.status if modern or self.legacy_status is None else self.legacy_status
+        return Response(orjson.dumps(body), status_code=status, media_type=media, headers=self.headers)
 
 
 def bearer(authorization: str | None) -> str | None:
@@ -49,8 +63,8 @@ def _challenge() -> dict[str, str]:
 class Door:
     """Authentication, rate limits and request shape for one app."""
 
-    def __init__(self, keys: KeyRing, limits: Limits, *, require_auth: bool) -> None:
-        self.keys, self.limits, self.require_auth = keys, limits, require_auth
+    def __init__(self, keys: KeyRing, limits: Limits, schema: Any, *, require_auth: bool) -> None:
+        self.keys, self.limits, self.schema, self.require_auth = keys, limits, schema, require_auth
         self.rate = RateLimiter(limits.rate_per_minute, limits.rate_burst)
 
     async def principal(self, key: str | None) -> Principal:
@@ -80,9 +94,14 @@ class Door:
         if request.method == "POST":
             await self._check_post(request)
         elif request.method == "GET":
-            query = request.query_params.get("query")
-            if query is not None:
-                self._check_operation({"query": query})
+            params = request.query_params
+            if params.get("query") is not None:
+                try:
+                    variables = orjson.loads(params["variables"]) if params.get("variables") else None
+                except orjson.JSONDecodeError:
+                    raise Refusal(400, "BAD_USER_INPUT", "`variables` is not valid JSON") from None
+                operation = {"query": params["query"], "variables": variables, "operationName": params.get("operationName")}
+                self._check_operation(operation, over_get=True)
         return principal
 
     async def _check_post(self, request: Request) -> None:
@@ -113,7 +132,7 @@ class Door:
         else:
             self._check_operation(payload)
 
-    def _check_operation(self, operation: Any) -> None:
+    def _check_operation(self, operation: Any, *, over_get: bool = False) -> None:
         if not isinstance(operation, dict):
             raise Refusal(400, "BAD_USER_INPUT", 'The body must be a JSON object: {"query": …, "variables": …}')
         query = operation.get("query")
@@ -131,3 +150,19 @@ class Door:
             raise Refusal(400, "QUERY_TOO_COMPLEX", problem)
         if variables and variables_too_deep(variables, limits.max_variables_depth):
             raise Refusal(400, "BAD_USER_INPUT", f"`variables` nest deeper than {limits.max_variables_depth} levels")
+        document = parsed(query)
+        if isinstance(document, GraphQLError):
+            raise Refusal(
+                400, "BAD_USER_INPUT", document.message,
+                locations=document.formatted.get("locations"), legacy_status=200,
+            )  # fmt: skip
+        chosen = operation_of(document, name)
+        kind = chosen.operation if chosen is not None else None
+        if kind == OperationType.SUBSCRIPTION:
+            raise Refusal(400, "BAD_USER_INPUT", "Subscriptions are served over WebSocket at /graphql")
+        if over_get and kind == OperationType.MUTATION:
+            raise Refusal(405, "BAD_USER_INPUT", "Mutations are sent with POST, not GET", {"Allow": "POST"})
+        problem = too_complex(limits, document, self.schema, variables or {}, name)
+        if problem is not None:
+            details = {k: v for k, v in (problem.extensions or {}).items() if k != "code"}
+            raise Refusal(400, "QUERY_TOO_COMPLEX", problem.message, legacy_status=200, **details)

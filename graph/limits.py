@@ -1,7 +1,7 @@
 """Limits on what one request may ask, each refused with a clear error before any work.
 
 - ``prescan``: tokens and nesting of the raw document, before the parser recurses into it;
-- ``query_cost``: depth, aliases and a node budget in the spirit of GitHub's (each
+- ``too_complex``: depth, aliases and a node budget in the spirit of GitHub's (each
   connection's ``first``/``last`` times those of the connections around it);
 - ``RateLimiter``: a token bucket per caller.
 """
@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from graphql import (
-    FieldNode, FragmentDefinitionNode, FragmentSpreadNode, GraphQLError, InlineFragmentNode,
-    IntValueNode, OperationDefinitionNode, Source, VariableNode, get_named_type,
+    DocumentNode, FieldNode, FragmentDefinitionNode, FragmentSpreadNode, GraphQLError, InlineFragmentNode,
+    IntValueNode, OperationDefinitionNode, Source, VariableNode, get_named_type, parse,
 )  # fmt: skip
 from graphql.language import Lexer, TokenKind
-from strawberry.extensions import SchemaExtension
-from strawberry.types.execution import ExecutionResult
 
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
@@ -89,32 +86,35 @@ def variables_too_deep(value: Any, limit: int) -> bool:
     return False
 
 
-def query_cost(limits: Limits) -> type[SchemaExtension]:
-    """An extension refusing operations over ``limits``' depth, aliases or node budget.
+@lru_cache(maxsize=1024)
+def parsed(query: str) -> DocumentNode | GraphQLError:
+    """The parsed document, or its syntax error (cached: the same documents come again and again)."""
+    try:
+        return parse(query)
+    except GraphQLError as error:
+        return error
 
-    It runs just before execution, when the operation's variables are known (``first: $n``),
-    so parsing and validation stay cacheable.
-    """
 
-    class QueryCost(SchemaExtension):
-        def on_execute(self) -> Iterator[None]:
-            context = self.execution_context
-            document = context.graphql_document
-            if document is not None and context.result is None:
-                problem = _problem(limits, document, context.schema._schema, context.variables or {}, context.operation_name)
-                if problem is not None:
-                    context.result = ExecutionResult(data=None, errors=[problem])
-            yield
+def operation_of(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
+    """The operation a request runs: the named one, or the only one."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if name is not None:
+        operations = [o for o in operations if o.name is not None and o.name.value == name]
+    return operations[0] if len(operations) == 1 else None
 
-    return QueryCost
+
+def too_complex(limits: Limits, document: DocumentNode, schema: Any, variables: dict, name: str | None) -> TooComplex | None:
+    """Why the operation is over ``limits``' depth, aliases or node budget (None if within).
+
+    Checked once the variables are known (``first: $n``), for HTTP at the door and for
+    WebSocket operations as they start."""
+    return _problem(limits, document, schema, variables or {}, name)
 
 
 def _problem(limits: Limits, document: Any, schema: Any, variables: dict, name: str | None) -> TooComplex | None:
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if name is not None:
-        operations = [o for o in operations if o.name is not None and o.name.value == name]
-    for operation in operations[:1]:
+    operation = operation_of(document, name)
+    for operation in [operation] if operation is not None else []:
         root = schema.get_root_type(operation.operation)
         if root is None:
             return None

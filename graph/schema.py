@@ -9,7 +9,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from graph.errors import ErrorCodes, is_internal
-from graph.limits import Limits, query_cost
+from graph.limits import Limits
 from graph.mutations.contact import ContactMutations, OrganizationMutations
 from graph.mutations.deal import DealMutations
 from graph.mutations.subscription import SubscriptionMutations
@@ -44,7 +44,7 @@ class SupportSchema(strawberry.Schema):
 
 
 def build_schema(limits: Limits = Limits()) -> strawberry.Schema:
-    """The schema: parsed and validated documents cached, ``limits`` enforced before execution."""
+    """The schema, with parsed and validated documents cached; batches up to ``limits``."""
     return SupportSchema(
         query=Query,
         mutation=Mutation,
@@ -54,7 +54,6 @@ def build_schema(limits: Limits = Limits()) -> strawberry.Schema:
             ErrorCodes,
             lambda: ParserCache(maxsize=1024),
             lambda: ValidationCache(maxsize=1024),
-            query_cost(limits),
         ],
         config=StrawberryConfig(batching_config={"max_operations": limits.max_batch}),
     )

@@ -86,7 +86,5 @@ async def _run(hook: Hook, change: Change, when: str) -> None:
     except Exception as error:
         log.exception("%s-hook %s of %s failed", when, hook.__name__, change.event_type)
         raise HookFailed(
-            f"{change.event_type} was not applied: its {when}-hook {hook.__name__} failed. "
-            "Nothing was written.",
-            hook=hook.__name__,
+            f"{change.event_type} was not applied: one of its hooks failed. Nothing was written."
         ) from error

@@ -94,6 +94,8 @@ def _operator(column, op: str, value: Any, dialect: str) -> ColumnElement:
         return column.is_(None) if value else column.is_not(None)
     if value is None:
         raise BadInput(f"Operator {op} needs a value; use isNull to match a missing {column.name}")
+    if any(isinstance(v, str) and "\x00" in v for v in (value if isinstance(value, list) else [value])):
+        raise BadInput("Filter values must not contain NUL characters")
     if op == "eq":
         return column == value
     if op == "ne":
@@ -140,9 +142,9 @@ def decode_cursor(cursor: str, keys: list[tuple[ColumnElement, bool]]) -> list[A
     try:
         values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError, orjson.JSONDecodeError):
-        raise BadInput("Malformed cursor", cursor=cursor) from None
+        raise BadInput("Malformed cursor") from None
     if not isinstance(values, list) or len(values) != len(keys):
-        raise BadInput("This cursor belongs to another ordering", cursor=cursor)
+        raise BadInput("This cursor belongs to another ordering")
     decoded = []
     for value, (expression, _) in zip(values, keys):
         try:
@@ -153,14 +155,14 @@ def decode_cursor(cursor: str, keys: list[tuple[ColumnElement, bool]]) -> list[A
             try:
                 value = datetime.fromisoformat(value)
             except ValueError:
-                raise BadInput("Malformed cursor", cursor=cursor) from None
+                raise BadInput("Malformed cursor") from None
         ok = (
             value is not None
             and (python_type is object or isinstance(value, python_type)
                  or (python_type is float and isinstance(value, int)))
         )  # fmt: skip
         if not ok:
-            raise BadInput("Malformed cursor", cursor=cursor)
+            raise BadInput("Malformed cursor")
         decoded.append(value)
     return decoded
 

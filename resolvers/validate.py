@@ -61,6 +61,8 @@ def clean(kind: type[Entity], values: dict[str, Any], *, creating: bool) -> dict
         if isinstance(column.type, String):
             if not isinstance(value, str):
                 raise BadInput(f"{field} must be a string", field=field)
+            if "\x00" in value:
+                raise BadInput(f"{field} must not contain NUL characters", field=field)
             if not column.nullable and not value.strip():
                 raise BadInput(f"{field} cannot be empty", field=field)
             if column.type.length and len(value) > column.type.length:
@@ -99,7 +101,7 @@ def _check_document(field: str, value: Any, expected: Any) -> None:
     """Tags and labels are lists of short non-blank strings; dimensions are a JSON object."""
     if expected == list[str]:
         if not isinstance(value, list) or any(
-            not isinstance(v, str) or not v.strip() or len(v) > 1000 for v in value
+            not isinstance(v, str) or not v.strip() or len(v) > 1000 or "\x00" in v for v in value
         ):
             raise BadInput(f"{field} must be non-empty strings of at most 1000 characters", field=field)
     elif not isinstance(value, dict):
