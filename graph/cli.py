@@ -118,6 +118,9 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
+        # events are ~100-byte JSON messages: compressing each costs more CPU and memory per
+        # subscriber than it saves (bench/RESULTS.md, "Live fan-out")
+        ws_per_message_deflate=False,
     )
     return 0
 
