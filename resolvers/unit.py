@@ -63,6 +63,8 @@ class UnitOfWork:
         else:
             if exc_type is not None:
                 await self.session.rollback()
+                if isinstance(exc, IntegrityError):  # a unique value taken by a concurrent writer
+                    raise BadInput("The change conflicts with existing data (a unique field is taken)") from exc
         finally:
             await self._writing.__aexit__(exc_type, exc, tb)
         if exc_type is None and self.events and self.publish is not None:
