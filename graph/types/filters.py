@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import Any, Optional
 
 import strawberry
 from strawberry import UNSET
@@ -11,73 +12,33 @@ from strawberry import UNSET
 from models import enums
 
 
-@strawberry.input(description="Matches an id or a relation's id.")
-class IDFilter:
-    eq: strawberry.ID | None = UNSET
-    ne: strawberry.ID | None = UNSET
-    in_: list[strawberry.ID] | None = strawberry.field(name="in", default=UNSET)
-    nin: list[strawberry.ID] | None = UNSET
-    is_null: bool | None = UNSET
+def _filter(name: str, kind: Any, *, ordered: bool = False, lists: bool = True, text: bool = False,
+            description: str | None = None) -> type:  # fmt: skip
+    """An operator input for one scalar type: ``eq ne in nin`` (``gt gte lt lte`` when ordered,
+    ``contains`` for text) and ``isNull``."""
+    operators: dict[str, Any] = {"eq": kind, "ne": kind}
+    if lists:
+        operators |= {"in_": list[kind], "nin": list[kind]}
+    if ordered:
+        operators |= {"gt": kind, "gte": kind, "lt": kind, "lte": kind}
+    if text:
+        operators["contains"] = kind
+    operators["is_null"] = bool
+    namespace: dict[str, Any] = {"__annotations__": {op: Optional[t] for op, t in operators.items()}}
+    namespace |= {op: UNSET for op in operators}
+    if lists:
+        namespace["in_"] = strawberry.field(name="in", default=UNSET)
+    return strawberry.input(type(name, (), namespace), description=description)
 
 
-@strawberry.input(description="Matches text; `contains` ignores case.")
-class StringFilter:
-    eq: str | None = UNSET
-    ne: str | None = UNSET
-    in_: list[str] | None = strawberry.field(name="in", default=UNSET)
-    nin: list[str] | None = UNSET
-    gt: str | None = UNSET
-    gte: str | None = UNSET
-    lt: str | None = UNSET
-    lte: str | None = UNSET
-    contains: str | None = UNSET
-    is_null: bool | None = UNSET
-
-
-@strawberry.input
-class IntFilter:
-    eq: int | None = UNSET
-    ne: int | None = UNSET
-    in_: list[int] | None = strawberry.field(name="in", default=UNSET)
-    nin: list[int] | None = UNSET
-    gt: int | None = UNSET
-    gte: int | None = UNSET
-    lt: int | None = UNSET
-    lte: int | None = UNSET
-    is_null: bool | None = UNSET
-
-
-@strawberry.input
-class FloatFilter:
-    eq: float | None = UNSET
-    ne: float | None = UNSET
-    in_: list[float] | None = strawberry.field(name="in", default=UNSET)
-    nin: list[float] | None = UNSET
-    gt: float | None = UNSET
-    gte: float | None = UNSET
-    lt: float | None = UNSET
-    lte: float | None = UNSET
-    is_null: bool | None = UNSET
-
-
-@strawberry.input
-class DateTimeFilter:
-    eq: datetime | None = UNSET
-    ne: datetime | None = UNSET
-    in_: list[datetime] | None = strawberry.field(name="in", default=UNSET)
-    nin: list[datetime] | None = UNSET
-    gt: datetime | None = UNSET
-    gte: datetime | None = UNSET
-    lt: datetime | None = UNSET
-    lte: datetime | None = UNSET
-    is_null: bool | None = UNSET
-
-
-@strawberry.input
-class BooleanFilter:
-    eq: bool | None = UNSET
-    ne: bool | None = UNSET
-    is_null: bool | None = UNSET
+IDFilter = _filter("IDFilter", strawberry.ID, description="Matches an id or a relation's id.")
+StringFilter = _filter(
+    "StringFilter", str, ordered=True, text=True, description="Matches text; `contains` ignores case."
+)
+IntFilter = _filter("IntFilter", int, ordered=True)
+FloatFilter = _filter("FloatFilter", float, ordered=True)
+DateTimeFilter = _filter("DateTimeFilter", datetime, ordered=True)
+BooleanFilter = _filter("BooleanFilter", bool, lists=False)
 
 
 @strawberry.input(description="Matches a list of tags or labels.")
@@ -87,16 +48,8 @@ class TagsFilter:
     )
 
 
-def _enum_filter(enum: type[Enum]):
-    namespace = {
-        "__annotations__": {
-            "eq": enum | None, "ne": enum | None, "in_": list[enum] | None,
-            "nin": list[enum] | None, "is_null": bool | None,
-        },  # fmt: skip
-        "eq": UNSET, "ne": UNSET, "in_": strawberry.field(name="in", default=UNSET),
-        "nin": UNSET, "is_null": UNSET,
-    }  # fmt: skip
-    return strawberry.input(type(f"{enum.__name__}Filter", (), namespace))
+def _enum_filter(enum: type[Enum]) -> type:
+    return _filter(f"{enum.__name__}Filter", enum)
 
 
 # Expose the domain enums to GraphQL, and a filter for each.
