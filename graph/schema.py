@@ -10,11 +10,14 @@ from strawberry.tools import merge_types
 
 from graph.errors import ErrorCodes, is_internal
 from graph.limits import Limits
-from graph.mutations.contact import ContactMutations, OrganizationMutations
+from graph.mutations.activity import ActivityMutations
+from graph.mutations.contact import ContactMutations
 from graph.mutations.deal import DealMutations
 from graph.mutations.subscription import SubscriptionMutations
 from graph.mutations.ticket import TicketMutations
-from graph.mutations.work import ActivityMutations, IssueMutations, MetricMutations
+from graph.mutations.issue import IssueMutations
+from graph.mutations.metric import MetricMutations
+from graph.mutations.organization import OrganizationMutations
 from graph.queries import Query
 from graph.subscriptions import Live
 from graph.types import activity, contact, deal, issue, metric, organization, subscription, ticket

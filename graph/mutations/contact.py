@@ -1,4 +1,4 @@
-"""Contact and organization mutations."""
+"""Contact mutations: create, update, delete, qualify, assign."""
 
 from typing import Optional
 
@@ -9,7 +9,6 @@ from strawberry.types import Info
 from resolvers import contact
 from graph.mutations import create, delete, update, verb
 from graph.types.contact import Contact, CreateContactInput, UpdateContactInput
-from graph.types.organization import CreateOrganizationInput, Organization, UpdateOrganizationInput
 
 Version = Optional[int]
 
@@ -39,23 +38,3 @@ class ContactMutations:
         self, info: Info, id: strawberry.ID, owner: strawberry.ID, expected_version: Version = UNSET
     ) -> Contact:
         return await verb(info, contact.assign, id, expected_version, owner=owner)
-
-
-@strawberry.type
-class OrganizationMutations:
-    @strawberry.mutation
-    async def create_organization(self, info: Info, input: CreateOrganizationInput) -> Organization:
-        return await create(info, "Organization", input)
-
-    @strawberry.mutation
-    async def update_organization(
-        self, info: Info, id: strawberry.ID, input: UpdateOrganizationInput,
-        expected_version: Version = UNSET,
-    ) -> Organization:  # fmt: skip
-        return await update(info, "Organization", id, input, expected_version)
-
-    @strawberry.mutation
-    async def delete_organization(
-        self, info: Info, id: strawberry.ID, expected_version: Version = UNSET
-    ) -> Organization:
-        return await delete(info, "Organization", id, expected_version)

@@ -1,0 +1,48 @@
+"""Issue mutations: create, update, delete, assign, close, reopen."""
+
+from typing import Optional
+
+import strawberry
+from strawberry import UNSET
+from strawberry.types import Info
+
+from resolvers import issue
+from graph.mutations import create, delete, update, verb
+from graph.types.issue import CreateIssueInput, Issue, UpdateIssueInput
+
+Version = Optional[int]
+
+
+@strawberry.type
+class IssueMutations:
+    @strawberry.mutation
+    async def create_issue(self, info: Info, input: CreateIssueInput) -> Issue:
+        return await create(info, "Issue", input)
+
+    @strawberry.mutation
+    async def update_issue(
+        self, info: Info, id: strawberry.ID, input: UpdateIssueInput, expected_version: Version = UNSET
+    ) -> Issue:
+        return await update(info, "Issue", id, input, expected_version)
+
+    @strawberry.mutation
+    async def delete_issue(self, info: Info, id: strawberry.ID, expected_version: Version = UNSET) -> Issue:
+        return await delete(info, "Issue", id, expected_version)
+
+    @strawberry.mutation
+    async def assign_issue(
+        self, info: Info, id: strawberry.ID, assignee: strawberry.ID, expected_version: Version = UNSET
+    ) -> Issue:
+        return await verb(info, issue.assign, id, expected_version, assignee=assignee)
+
+    @strawberry.mutation(description="Closing an issue resolves the escalated tickets it came from.")
+    async def close_issue(
+        self, info: Info, id: strawberry.ID, reason: Optional[str] = UNSET, expected_version: Version = UNSET
+    ) -> Issue:
+        return await verb(info, issue.close, id, expected_version, reason=reason)
+
+    @strawberry.mutation
+    async def reopen_issue(
+        self, info: Info, id: strawberry.ID, reason: Optional[str] = UNSET, expected_version: Version = UNSET
+    ) -> Issue:
+        return await verb(info, issue.reopen, id, expected_version, reason=reason)
