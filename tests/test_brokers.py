@@ -23,12 +23,11 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from resolvers.remote_brokers import PostgresBroker, RedisBroker
 from resolvers.broker import (
     CHANNEL,
     InProcessBroker,
     LocalFanout,
-    PostgresBroker,
-    RedisBroker,
     broker_from_url,
     decode,
     encode,

@@ -1,0 +1,406 @@
+"""Brokers across processes and hosts: PostgreSQL LISTEN/NOTIFY and Redis pub/sub.
+
+Each worker holds one subscription connection, watched: when it drops the broker turns unhealthy
+(``/readyz`` answers 503), reconnects with exponential backoff and jitter, then wakes every local
+listener once (``deliver_all``) so each live stream re-reads the log from its cursor. Publishing
+never raises: the mutation has committed already, and a lost wake-up only costs latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import random
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from resolvers.broker import CHANNEL, LocalFanout, decode, encode
+
+log = logging.getLogger("support_graph.broker")
+_instances = itertools.count(1)
+
+
+class Backoff:
+    """Exponential backoff with jitter: ``first`` doubling up to ``cap``, each delay drawn from
+    its upper half so that workers cut off together do not reconnect in lockstep."""
+
+    def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
+        self.first, self.cap = first, cap
+        self._next = first
+
+    def delay(self) -> float:
+        delay = self._next
+        self._next = min(self._next * 2, self.cap)
+        return random.uniform(delay / 2, delay)
+
+    def reset(self) -> None:
+        self._next = self.first
+
+
+# --- brokers with a server -------------------------------------------------------------------
+
+
+class RemoteBroker(LocalFanout):
+    """What the PostgreSQL and Redis brokers share: a supervised subscription connection.
+
+    ``start()`` returns once the first connection attempt has succeeded or failed; either way a
+    supervisor task keeps the subscription alive from then on. Subclasses provide
+    ``_subscribe`` (connect and subscribe; raise on failure), ``_watch`` (return or raise when the
+    connection is lost), ``_unsubscribe`` (close it, never raising), ``_open_publisher``,
+    ``_send`` and ``_close_publisher``; long waits end when ``_stopped`` is set.
+
+    Options: ``channel``; reconnect backoff from ``first_backoff`` doubling to ``max_backoff``
+    seconds, jittered (reset once a connection has stayed up that long); ``ping_interval`` for
+    catching half-open connections; ``connect_timeout``; ``publish_timeout``, the most a
+    mutation waits for its wake-up to be sent; ``name``, shown to the server.
+    """
+
+    kind = "remote"
+
+    def __init__(
+        self,
+        *,
+        channel: str = CHANNEL,
+        first_backoff: float = 0.1,
+        max_backoff: float = 5.0,
+        ping_interval: float = 5.0,
+        connect_timeout: float = 5.0,
+        publish_timeout: float = 1.0,
+        name: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.channel = channel
+        self.first_backoff, self.max_backoff = first_backoff, max_backoff
+        self.ping_interval, self.connect_timeout, self.publish_timeout = ping_interval, connect_timeout, publish_timeout
+        #: shown to the server (application_name / CLIENT SETNAME) to tell the connections apart
+        self.name = name or f"support-graph-broker-{os.getpid()}-{next(_instances)}"
+        self._healthy = False
+        self._task: asyncio.Task | None = None
+        self._attempted: asyncio.Event | None = None
+        self._stopped = asyncio.Event()
+        self._publish_failing = False
+        #: successful subscription connects, losses of one, wake-ups sent and dropped, received
+        self.connects = self.disconnects = 0
+        self.published = self.dropped = self.received = 0
+
+    @property
+    def healthy(self) -> bool:
+        """Subscribed right now: wake-ups from other workers reach this one."""
+        return self._healthy
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        self._attempted, self._stopped = asyncio.Event(), asyncio.Event()
+        await self._open_publisher()
+        self._task = asyncio.create_task(self._supervise(), name=f"broker:{self.kind}")
+        await self._attempted.wait()
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            self._stopped.set()
+            # Cancel until it is done: Python 3.11's wait_for can swallow a cancellation that
+            # coincides with the awaited thing finishing; the loop also checks ``_stopped``.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.5)
+        self._healthy = False
+        await self._unsubscribe()
+        await self._close_publisher()
+
+    async def publish(self, tenant: str, seq: int) -> None:
+        """Wake this worker's listeners at once, then every other worker through the server.
+
+        Never raises: a failure is logged (once per outage) and the wake-up dropped."""
+        self.deliver(tenant, seq)
+        try:
+            await asyncio.wait_for(self._send(encode(tenant, seq)), self.publish_timeout)
+        except Exception as error:  # noqa: BLE001 - the mutation has committed; this only costs latency
+            self.dropped += 1
+            if not self._publish_failing:
+                self._publish_failing = True
+                log.warning("%s broker: could not publish a wake-up, dropping it (%s: %s); "
+                            "streams on other workers catch up by polling", self.kind,
+                            type(error).__name__, error)  # fmt: skip
+            else:
+                log.debug("%s broker: wake-up for %s:%s dropped (%r)", self.kind, tenant, seq, error)
+        else:
+            self.published += 1
+            if self._publish_failing:
+                self._publish_failing = False
+                log.warning("%s broker: publishing again", self.kind)
+
+    def _received(self, payload: str | bytes) -> None:
+        wake = decode(payload)
+        if wake is None:
+            log.warning("%s broker: ignoring a malformed wake-up %r", self.kind, payload)
+            return
+        self.received += 1
+        self.deliver(*wake)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, unless the broker is stopped meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), seconds)
+
+    async def _supervise(self) -> None:
+        assert self._attempted is not None
+        loop = asyncio.get_running_loop()
+        backoff = Backoff(self.first_backoff, self.max_backoff)
+        recovering = False
+        while not self._stopped.is_set():
+            try:
+                await self._subscribe()
+            except Exception as error:  # noqa: BLE001 - unreachable, refused, timed out: retry later
+                self._healthy = False
+                recovering = True
+                await self._unsubscribe()
+                delay = backoff.delay()
+                log.warning("%s broker: cannot subscribe (%s: %s); retrying in %.2fs",
+                            self.kind, type(error).__name__, error, delay)  # fmt: skip
+                self._attempted.set()
+                await self._pause(delay)
+                continue
+            if self._stopped.is_set():
+                break
+            up_since = loop.time()
+            self._healthy = True
+            self.connects += 1
+            if recovering:
+                recovering = False
+                log.warning("%s broker: subscribed again; waking every stream to catch up", self.kind)
+            self._attempted.set()
+            # Whatever was published while this worker was not subscribed is in the log only:
+            # every stream re-reads from its cursor.
+            self.deliver_all()
+            try:
+                await self._watch()
+                reason = "connection closed"
+            except Exception as error:  # noqa: BLE001
+                reason = f"{type(error).__name__}: {error}"
+            self._healthy = False
+            await self._unsubscribe()
+            if self._stopped.is_set():
+                break
+            self.disconnects += 1
+            recovering = True
+            if loop.time() - up_since >= self.max_backoff:
+                backoff.reset()  # it had been stable: start over quickly; a flapping one backs off
+            delay = backoff.delay()
+            log.warning("%s broker: subscription lost (%s); reconnecting in %.2fs", self.kind, reason, delay)
+            await self._pause(delay)
+        self._attempted.set()
+
+    # --- what a broker implements ---
+
+    async def _subscribe(self) -> None:
+        raise NotImplementedError
+
+    async def _watch(self) -> None:
+        raise NotImplementedError
+
+    async def _unsubscribe(self) -> None:
+        raise NotImplementedError
+
+    async def _open_publisher(self) -> None:
+        raise NotImplementedError
+
+    async def _send(self, payload: str) -> None:
+        raise NotImplementedError
+
+    async def _close_publisher(self) -> None:
+        raise NotImplementedError
+
+
+def _take_channel(url: str) -> tuple[str, str]:
+    """The URL without our ``channel`` query parameter, and the channel (default ``CHANNEL``)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    channel = CHANNEL
+    kept = []
+    for key, value in query:
+        if key == "channel":
+            channel = value or CHANNEL
+        else:
+            kept.append((key, value))
+    return urlunsplit(parts._replace(query=urlencode(kept))), channel
+
+
+class PostgresBroker(RemoteBroker):
+    """LISTEN/NOTIFY: one dedicated asyncpg connection LISTENs, a small pool of its own NOTIFYs.
+
+    URL: ``postgresql://``, ``postgres://`` or ``postgresql+asyncpg://`` (usually the database's
+    own), optionally ``?channel=NAME``. NOTIFY reaches the sessions LISTENing on the same
+    database. The LISTEN connection is pinged with ``LISTEN`` itself (a no-op when listening),
+    so ``pg_stat_activity.query`` keeps showing ``LISTEN "channel"`` for it.
+    """
+
+    kind = "postgresql"
+
+    def __init__(self, url: str, **options: Any) -> None:
+        dsn, channel = _take_channel(url)
+        for prefix in ("postgresql+asyncpg://", "postgres+asyncpg://"):
+            if dsn.startswith(prefix):
+                dsn = "postgresql://" + dsn[len(prefix):]
+        options.setdefault("channel", channel)
+        super().__init__(**options)
+        self.dsn = dsn
+        self._listener: Any = None  # asyncpg.Connection
+        self._lost: asyncio.Event | None = None
+        self._pool: Any = None  # asyncpg.Pool
+
+    @property
+    def _listen_sql(self) -> str:
+        return 'LISTEN "' + self.channel.replace('"', '""') + '"'
+
+    async def _subscribe(self) -> None:
+        import asyncpg
+
+        lost = self._lost = asyncio.Event()
+        self._listener = await asyncpg.connect(
+            self.dsn, timeout=self.connect_timeout, server_settings={"application_name": self.name[:63]}
+        )
+        self._listener.add_termination_listener(lambda _connection: lost.set())
+        await asyncio.wait_for(
+            self._listener.add_listener(self.channel, self._on_notify), self.connect_timeout
+        )
+
+    def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        self._received(payload)
+
+    async def _watch(self) -> None:
+        assert self._lost is not None
+        while not self._stopped.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lost.wait(), self.ping_interval)
+                return
+            if self._listener is None or self._listener.is_closed():
+                return
+            # A half-open connection never reports its death: ask it something.
+            await asyncio.wait_for(self._listener.execute(self._listen_sql), self.connect_timeout)
+
+    async def _unsubscribe(self) -> None:
+        connection, self._listener = self._listener, None
+        if connection is None or connection.is_closed():
+            return
+        try:
+            await asyncio.wait_for(connection.close(), 2.0)
+        except Exception:  # noqa: BLE001 - it is going away either way
+            connection.terminate()
+
+    async def _open_publisher(self) -> None:
+        import asyncpg
+
+        # min_size=0: creating the pool never fails; the first NOTIFY connects.
+        self._pool = asyncpg.create_pool(
+            self.dsn, min_size=0, max_size=4, timeout=self.connect_timeout,
+            server_settings={"application_name": f"{self.name}-publish"[:63]},
+        )  # fmt: skip
+        await self._pool
+        with contextlib.suppress(Exception):  # warm one connection up; fine if the server is down
+            await asyncio.wait_for(self._pool.execute("SELECT 1"), self.connect_timeout)
+
+    async def _send(self, payload: str) -> None:
+        if self._pool is None:
+            raise ConnectionError("the broker is not started")
+        await self._pool.execute("SELECT pg_notify($1, $2)", self.channel, payload)
+
+    async def _close_publisher(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), 5.0)
+            except Exception:  # noqa: BLE001
+                pool.terminate()
+
+
+class RedisBroker(RemoteBroker):
+    """Redis pub/sub: one subscribed connection per worker, PUBLISH on the regular client.
+
+    URL: ``redis://`` or ``rediss://`` (``redis://host:6379/0``), optionally ``?channel=NAME`` so
+    that several deployments can share one Redis. redis-py's own silent reconnects are turned off
+    on the subscription so that a drop is seen (and streams catch up after it).
+    """
+
+    kind = "redis"
+
+    def __init__(self, url: str, **options: Any) -> None:
+        url, channel = _take_channel(url)
+        options.setdefault("channel", channel)
+        super().__init__(**options)
+        self.url = url
+        self._client: Any = None  # the subscription's redis.asyncio.Redis
+        self._pubsub: Any = None
+        self._publisher: Any = None
+
+    def _redis(self, retries: int, name: str) -> Any:
+        from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        return Redis.from_url(
+            self.url, retry=Retry(NoBackoff(), retries), socket_connect_timeout=self.connect_timeout,
+            socket_keepalive=True, client_name=name,
+        )  # fmt: skip
+
+    async def _subscribe(self) -> None:
+        self._client = self._redis(0, self.name)
+        self._pubsub = self._client.pubsub()
+        await asyncio.wait_for(self._pubsub.subscribe(self.channel), self.connect_timeout)
+        # Subscribed only once the server says so: wake-ups published from then on reach us.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.connect_timeout
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError("no subscribe confirmation")
+            message = await self._pubsub.get_message(timeout=remaining)
+            if message is None:
+                continue
+            if message["type"] == "subscribe":
+                return
+            self._handle(message)
+
+    def _handle(self, message: dict) -> None:
+        if message["type"] == "message":
+            self._received(message["data"])
+
+    async def _watch(self) -> None:
+        pinged = False
+        while not self._stopped.is_set():
+            message = await self._pubsub.get_message(timeout=self.ping_interval)
+            if message is not None:
+                pinged = False  # anything heard proves the connection alive
+                self._handle(message)
+                continue
+            if pinged:
+                raise ConnectionError(f"no answer to PING within {self.ping_interval}s")
+            await asyncio.wait_for(self._pubsub.ping(), self.connect_timeout)
+            pinged = True
+
+    async def _unsubscribe(self) -> None:
+        pubsub, client = self._pubsub, self._client
+        self._pubsub = self._client = None
+        for closable in (pubsub, client):
+            if closable is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(closable.aclose(), 2.0)
+
+    async def _open_publisher(self) -> None:
+        # One retry: a pooled connection the server closed is replaced once, at once.
+        self._publisher = self._redis(1, f"{self.name}-publish")
+
+    async def _send(self, payload: str) -> None:
+        if self._publisher is None:
+            raise ConnectionError("the broker is not started")
+        await self._publisher.publish(self.channel, payload)
+
+    async def _close_publisher(self) -> None:
+        publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(publisher.aclose(), 2.0)
