@@ -12,12 +12,12 @@ from graph.errors import ErrorCodes, is_internal
 from graph.limits import Limits
 from graph.mutations.activity import ActivityMutations
 from graph.mutations.contact import ContactMutations
+from graph.mutations.crud import crud
 from graph.mutations.deal import DealMutations
-from graph.mutations.subscription import SubscriptionMutations
-from graph.mutations.ticket import TicketMutations
 from graph.mutations.issue import IssueMutations
 from graph.mutations.metric import MetricMutations
-from graph.mutations.organization import OrganizationMutations
+from graph.mutations.subscription import SubscriptionMutations
+from graph.mutations.ticket import TicketMutations
 from graph.queries import Query
 from graph.subscriptions import Live
 from graph.types import activity, contact, deal, issue, metric, organization, subscription, ticket
@@ -25,8 +25,25 @@ from graph.types import activity, contact, deal, issue, metric, organization, su
 Mutation = merge_types(
     "Mutation",
     (
-        TicketMutations, ContactMutations, OrganizationMutations, DealMutations,
-        SubscriptionMutations, IssueMutations, ActivityMutations, MetricMutations,
+        crud("Ticket", ticket.Ticket, ticket.CreateTicketInput, ticket.UpdateTicketInput,
+             created="Open a ticket (status OPEN)."),
+        TicketMutations,
+        crud("Contact", contact.Contact, contact.CreateContactInput, contact.UpdateContactInput),
+        ContactMutations,
+        crud("Organization", organization.Organization, organization.CreateOrganizationInput,
+             organization.UpdateOrganizationInput),
+        crud("Deal", deal.Deal, deal.CreateDealInput, deal.UpdateDealInput),
+        DealMutations,
+        crud("Subscription", subscription.Subscription, subscription.CreateSubscriptionInput,
+             subscription.UpdateSubscriptionInput,
+             created="Start a billing subscription: ACTIVE, or TRIALING when a trial end is given."),
+        SubscriptionMutations,
+        crud("Issue", issue.Issue, issue.CreateIssueInput, issue.UpdateIssueInput),
+        IssueMutations,
+        crud("Activity", activity.Activity, activity.CreateActivityInput, activity.UpdateActivityInput),
+        ActivityMutations,
+        crud("Metric", metric.Metric, metric.CreateMetricInput, metric.UpdateMetricInput),
+        MetricMutations,
     ),
 )  # fmt: skip
 

@@ -1,4 +1,4 @@
-"""Deal mutations: create, update, delete, advance, win, lose, close, reopen."""
+"""Deal verbs beyond create, update and delete (graph/mutations/crud.py): advance, win, lose, close, reopen."""
 
 from typing import Optional
 
@@ -7,28 +7,14 @@ from strawberry import UNSET
 from strawberry.types import Info
 
 from resolvers import deal
-from graph.mutations import create, delete, update, verb
-from graph.types.deal import CreateDealInput, Deal, UpdateDealInput
+from graph.mutations import verb
+from graph.types.deal import Deal
 
 Version = Optional[int]
 
 
 @strawberry.type
 class DealMutations:
-    @strawberry.mutation
-    async def create_deal(self, info: Info, input: CreateDealInput) -> Deal:
-        return await create(info, "Deal", input)
-
-    @strawberry.mutation
-    async def update_deal(
-        self, info: Info, id: strawberry.ID, input: UpdateDealInput, expected_version: Version = UNSET
-    ) -> Deal:
-        return await update(info, "Deal", id, input, expected_version)
-
-    @strawberry.mutation
-    async def delete_deal(self, info: Info, id: strawberry.ID, expected_version: Version = UNSET) -> Deal:
-        return await delete(info, "Deal", id, expected_version)
-
     @strawberry.mutation(description="Move to the next pipeline stage.")
     async def advance_deal(self, info: Info, id: strawberry.ID, expected_version: Version = UNSET) -> Deal:
         return await verb(info, deal.advance, id, expected_version)

@@ -1,4 +1,4 @@
-"""Issue mutations: create, update, delete, assign, close, reopen."""
+"""Issue verbs beyond create, update and delete (graph/mutations/crud.py): assign, close, reopen."""
 
 from typing import Optional
 
@@ -7,28 +7,14 @@ from strawberry import UNSET
 from strawberry.types import Info
 
 from resolvers import issue
-from graph.mutations import create, delete, update, verb
-from graph.types.issue import CreateIssueInput, Issue, UpdateIssueInput
+from graph.mutations import verb
+from graph.types.issue import Issue
 
 Version = Optional[int]
 
 
 @strawberry.type
 class IssueMutations:
-    @strawberry.mutation
-    async def create_issue(self, info: Info, input: CreateIssueInput) -> Issue:
-        return await create(info, "Issue", input)
-
-    @strawberry.mutation
-    async def update_issue(
-        self, info: Info, id: strawberry.ID, input: UpdateIssueInput, expected_version: Version = UNSET
-    ) -> Issue:
-        return await update(info, "Issue", id, input, expected_version)
-
-    @strawberry.mutation
-    async def delete_issue(self, info: Info, id: strawberry.ID, expected_version: Version = UNSET) -> Issue:
-        return await delete(info, "Issue", id, expected_version)
-
     @strawberry.mutation
     async def assign_issue(
         self, info: Info, id: strawberry.ID, assignee: strawberry.ID, expected_version: Version = UNSET

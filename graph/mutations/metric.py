@@ -1,4 +1,4 @@
-"""Metric mutations: create, update, delete, record."""
+"""Metric verbs beyond create, update and delete (graph/mutations/crud.py): record."""
 
 from datetime import datetime
 from typing import Optional
@@ -8,28 +8,14 @@ from strawberry import UNSET
 from strawberry.types import Info
 
 from resolvers import metric
-from graph.mutations import create, delete, update, verb
-from graph.types.metric import CreateMetricInput, Metric, UpdateMetricInput
+from graph.mutations import verb
+from graph.types.metric import Metric
 
 Version = Optional[int]
 
 
 @strawberry.type
 class MetricMutations:
-    @strawberry.mutation
-    async def create_metric(self, info: Info, input: CreateMetricInput) -> Metric:
-        return await create(info, "Metric", input)
-
-    @strawberry.mutation
-    async def update_metric(
-        self, info: Info, id: strawberry.ID, input: UpdateMetricInput, expected_version: Version = UNSET
-    ) -> Metric:
-        return await update(info, "Metric", id, input, expected_version)
-
-    @strawberry.mutation
-    async def delete_metric(self, info: Info, id: strawberry.ID, expected_version: Version = UNSET) -> Metric:
-        return await delete(info, "Metric", id, expected_version)
-
     @strawberry.mutation(description="Record a new reading (now, unless a timestamp is given).")
     async def record_metric(
         self, info: Info, id: strawberry.ID, value: float, timestamp: Optional[datetime] = UNSET,

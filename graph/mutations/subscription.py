@@ -7,31 +7,14 @@ from strawberry import UNSET
 from strawberry.types import Info
 
 from resolvers import subscription
-from graph.mutations import create, delete, update, verb
-from graph.types.subscription import CreateSubscriptionInput, Subscription, UpdateSubscriptionInput
+from graph.mutations import verb
+from graph.types.subscription import Subscription
 
 Version = Optional[int]
 
 
 @strawberry.type
 class SubscriptionMutations:
-    @strawberry.mutation
-    async def create_subscription(self, info: Info, input: CreateSubscriptionInput) -> Subscription:
-        return await create(info, "Subscription", input)
-
-    @strawberry.mutation
-    async def update_subscription(
-        self, info: Info, id: strawberry.ID, input: UpdateSubscriptionInput,
-        expected_version: Version = UNSET,
-    ) -> Subscription:  # fmt: skip
-        return await update(info, "Subscription", id, input, expected_version)
-
-    @strawberry.mutation
-    async def delete_subscription(
-        self, info: Info, id: strawberry.ID, expected_version: Version = UNSET
-    ) -> Subscription:
-        return await delete(info, "Subscription", id, expected_version)
-
     @strawberry.mutation(description="TRIALING, INCOMPLETE or PAST_DUE → ACTIVE; starts a period.")
     async def activate_subscription(
         self, info: Info, id: strawberry.ID, expected_version: Version = UNSET

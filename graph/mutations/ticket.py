@@ -1,4 +1,4 @@
-"""Ticket mutations: create, update, delete, assign, resolve, escalate, close, reopen."""
+"""Ticket verbs beyond create, update and delete (graph/mutations/crud.py): assign, resolve, escalate, close, reopen."""
 
 from typing import Optional
 
@@ -7,28 +7,14 @@ from strawberry import UNSET
 from strawberry.types import Info
 
 from resolvers import ticket
-from graph.mutations import create, delete, update, verb
-from graph.types.ticket import CreateTicketInput, Ticket, UpdateTicketInput
+from graph.mutations import verb
+from graph.types.ticket import Ticket
 
 Version = Optional[int]
 
 
 @strawberry.type
 class TicketMutations:
-    @strawberry.mutation(description="Open a ticket (status OPEN).")
-    async def create_ticket(self, info: Info, input: CreateTicketInput) -> Ticket:
-        return await create(info, "Ticket", input)
-
-    @strawberry.mutation
-    async def update_ticket(
-        self, info: Info, id: strawberry.ID, input: UpdateTicketInput, expected_version: Version = UNSET
-    ) -> Ticket:
-        return await update(info, "Ticket", id, input, expected_version)
-
-    @strawberry.mutation(description="Soft-delete: hidden from lists unless includeDeleted.")
-    async def delete_ticket(self, info: Info, id: strawberry.ID, expected_version: Version = UNSET) -> Ticket:
-        return await delete(info, "Ticket", id, expected_version)
-
     @strawberry.mutation
     async def assign_ticket(
         self, info: Info, id: strawberry.ID, assignee: strawberry.ID, expected_version: Version = UNSET
