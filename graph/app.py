@@ -97,7 +97,7 @@ class SupportGraphQL(GraphQL):
         """The answer of ``graph.fastpath`` where it can give one; None sends the request on."""
         if request.method != "POST" or not self.services.settings.fast_path:
             return None
-        payload = orjson.loads(request._body)
+        payload = request.state.payload  # parsed and checked by the door
         if not isinstance(payload, dict):
             return None
         plan = fastpath.compile_plan(payload["query"], payload.get("operationName"))

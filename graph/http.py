@@ -124,6 +124,7 @@ class Door:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
             raise Refusal(400, "BAD_USER_INPUT", "The body is not valid JSON") from None
+        request.state.payload = payload  # checked below; the compiled path reads it from here
         if isinstance(payload, list):
             if not payload or len(payload) > self.limits.max_batch:
                 raise Refusal(400, "BAD_USER_INPUT", f"A batch holds 1 to {self.limits.max_batch} operations")

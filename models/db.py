@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from sqlalchemy import event as sa_event
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlmodel import SQLModel
 
 import models.entities  # noqa: F401  (registers the tables)
 import models.event  # noqa: F401
@@ -52,11 +51,6 @@ class Database:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
-
-    async def create_schema(self) -> None:
-        """Create every table that does not exist yet."""
-        async with self.engine.begin() as conn:
-            await conn.run_sync(SQLModel.metadata.create_all)
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import Entity
 from models.db import Database
@@ -14,13 +16,8 @@ from models.history import replay
 
 async def as_of(db: Database, kind: type[Entity], *, tenant: str, id_: str, when: datetime) -> Entity | None:
     """The entity as it stood at ``when``, replayed from its events (None if not yet created)."""
-    statement = (
-        select(Event)
-        .where(Event.tenant == tenant, Event.target == id_, Event.timestamp <= when)
-        .order_by(Event.seq)
-    )
     async with db.reading() as session:
-        events = list((await session.execute(statement)).scalars())
+        events = await _history(session, tenant, id_, Event.timestamp <= when)
     return replay(kind, tenant, events)
 
 
@@ -33,10 +30,13 @@ async def state_after(db: Database, kind: type[Entity], *, tenant: str, event: E
         ).scalar()
         if current is not None and current.version == event.version:
             return current
-        statement = (
-            select(Event)
-            .where(Event.tenant == tenant, Event.target == event.target, Event.seq <= event.seq)
-            .order_by(Event.seq)
-        )
-        events = list((await session.execute(statement)).scalars())
+        events = await _history(session, tenant, event.target, Event.seq <= event.seq)
     return replay(kind, tenant, events)
+
+
+async def _history(session: AsyncSession, tenant: str, target: str, until: Any) -> list[Event]:
+    """An entity's events up to a bound, in commit order."""
+    statement = (
+        select(Event).where(Event.tenant == tenant, Event.target == target, until).order_by(Event.seq)
+    )
+    return list((await session.execute(statement)).scalars())

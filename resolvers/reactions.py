@@ -152,6 +152,7 @@ async def record_resolution_time(change: Change) -> None:
 @after("Issue.Closed")
 async def resolve_escalated_tickets(change: Change) -> None:
     """Closing an issue resolves the escalated ticket it came from."""
+    # imported here: resolvers.ticket imports the unit of work, which loads this module
     from resolvers import ticket as tickets
 
     issue: Issue = change.entity

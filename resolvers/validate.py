@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import String
 
 from models.base import ENTITIES, Entity
+from models.history import api_name
 from models.ids import type_of
 from resolvers.errors import BadInput
 
@@ -48,9 +49,9 @@ def clean(kind: type[Entity], values: dict[str, Any], *, creating: bool) -> dict
     out: dict[str, Any] = {}
     for name, value in values.items():
         if name in META_FIELDS or name not in columns:
-            raise BadInput(f"{kind.type_name} has no field {_camel(name)!r}", field=_camel(name))
+            raise BadInput(f"{kind.type_name} has no field {name!r}", field=name)
         column = columns[name]
-        field = _camel(name.removesuffix("_id") if name in references(kind) else name)
+        field = api_name(kind, name)
         if isinstance(value, Enum):
             value = value.value
         if value is None:
@@ -93,7 +94,7 @@ def clean(kind: type[Entity], values: dict[str, Any], *, creating: bool) -> dict
     if creating:
         for name in required(kind):
             if out.get(name) is None:
-                raise BadInput(f"{_camel(name)} is required", field=_camel(name))
+                raise BadInput(f"{api_name(kind, name)} is required", field=api_name(kind, name))
     return out
 
 
@@ -106,8 +107,3 @@ def _check_document(field: str, value: Any, expected: Any) -> None:
             raise BadInput(f"{field} must be non-empty strings of at most 1000 characters", field=field)
     elif not isinstance(value, dict):
         raise BadInput(f"{field} must be a JSON object", field=field)
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)

@@ -24,6 +24,7 @@ import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import text, update
 
+from models import migrate
 from models.db import Database
 from models.entities import Ticket
 from resolvers.support_metrics import support_metrics
@@ -101,7 +102,7 @@ def db_url(request, tmp_path) -> str:
 @pytest.fixture
 async def db(db_url: str) -> AsyncIterator[Database]:
     database = Database(db_url)
-    await database.create_schema()
+    await migrate.upgrade(database)
     yield database
     await database.dispose()
 

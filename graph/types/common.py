@@ -15,6 +15,7 @@ from strawberry.types import Info
 from strawberry.types.maybe import Some
 
 from models.base import ENTITIES
+from models.event import Event
 from models.lifecycle import LIFECYCLES
 from resolvers import query
 
@@ -221,7 +222,7 @@ async def list_connection(
 ) -> Connection:  # fmt: skip
     """One page of ``entity`` for the caller's tenant, as a connection."""
     context = info.context
-    kind = ENTITIES.get(entity) or _event_kind()
+    kind = ENTITIES.get(entity) or Event
     page = await query.find(
         context.db,
         kind,
@@ -236,9 +237,3 @@ async def list_connection(
         scope=scope,
     )
     return Connection.of(page)
-
-
-def _event_kind() -> type:
-    from models.event import Event
-
-    return Event
