@@ -19,11 +19,13 @@ from graphql import (
     BooleanValueNode, FieldNode, GraphQLError, IntValueNode, NullValueNode, OperationDefinitionNode,
     OperationType, StringValueNode, VariableNode, parse,
 )  # fmt: skip
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, select
 
 from models.base import ENTITIES
 from models.history import api_names
+from models.plain import ids_value, in_ids
 from resolvers import query
+from resolvers.query import encode_cursor
 from resolvers.errors import DomainError
 from resolvers.validate import references
 
@@ -59,6 +61,17 @@ class Plan:
     kind: type
     arguments: dict[str, tuple[str, Any]]  # name → ("value", v) | ("variable", name)
     parts: list[tuple[str, str, Any]]  # (key, part, detail)
+    #: compiled statements, per page shape and dialect (filled as they are first needed)
+    statements: dict[tuple, Any] = field(default_factory=dict)
+
+    @property
+    def cursors(self) -> bool:
+        """Whether the answer shows any cursor (edges' or pageInfo's)."""
+        return any(
+            part == "edges" and any(what == "cursor" for _, what, _ in detail)
+            or part == "pageInfo" and any(name in ("startCursor", "endCursor") for _, name in detail)
+            for _, part, detail in self.parts
+        )  # fmt: skip
 
 
 def _iso(value: Any) -> Any:
@@ -207,10 +220,15 @@ def _node(selection: FieldNode, kind: type, depth: int = 0) -> Node | None:
 
 
 # --- running a plan ---------------------------------------------------------------------------
+# A plan runs as one plain read (models.plain): the page, then one statement per entity kind and
+# level of relations, each compiled once per plan, page shape and dialect.
 
 
 async def run(plan: Plan, variables: dict[str, Any], db: Any, tenant: str) -> dict[str, Any] | None:
-    """The ``data`` of the plan's answer, or None where the full path must answer (an error)."""
+    """The ``data`` of the plan's answer, or None where the full path must answer (an error, or a
+    database plain reads cannot reach)."""
+    if db.plain is None:
+        return None
     arguments = {}
     for name, (how, value) in plan.arguments.items():
         arguments[name] = variables.get(value) if how == "variable" else value
@@ -219,40 +237,76 @@ async def run(plan: Plan, variables: dict[str, Any], db: Any, tenant: str) -> di
         if given is not None and (type(given) is not expected):
             return None
     try:
-        page = await query.find(
-            db, plan.kind, tenant=tenant, first=arguments.get("first"), after=arguments.get("after"),
-            last=arguments.get("last"), before=arguments.get("before"),
-            include_deleted=bool(arguments.get("includeDeleted")), plain=True,
-            columns=_columns(plan),
-        )  # fmt: skip
+        size, from_end = query.page_size(arguments.get("first"), arguments.get("last"))
+        keys = query.order_keys(plan.kind)
+        after, before = (
+            None if arguments.get(k) is None else query.decode_cursor(arguments[k], keys) for k in ("after", "before")
+        )
     except DomainError:
         return None
+    include_deleted = bool(arguments.get("includeDeleted"))
+    shape = (db.dialect, size, from_end, after is not None, before is not None, include_deleted)
+    statements = plan.statements.get(shape)
+    if statements is None:
+        statements = plan.statements[shape] = _page_statements(plan, db, keys, shape)
+    values = {"tenant": tenant}
+    for name, cursor in (("after", after), ("before", before)):
+        values.update({f"{name}{i}": value for i, value in enumerate(cursor or ())})
+    return await db.plain.run(_read(plan, statements, values, size, from_end, after, before, db.plain, tenant))
+
+
+def _page_statements(plan: Plan, db: Any, keys: list, shape: tuple) -> dict[str, Any]:
+    dialect, size, from_end, has_after, has_before, include_deleted = shape
+    kind = plan.kind
+    condition = query.list_condition(kind, tenant=bindparam("tenant"), dialect=dialect, include_deleted=include_deleted)
+    cursor = {
+        name: [bindparam(f"{name}{i}", type_=key.type) for i, (key, _) in enumerate(keys)]
+        for name, present in (("after", has_after), ("before", has_before)) if present
+    }  # fmt: skip
+    table = kind.__table__.columns
+    page = query.page_statement(
+        condition, keys, [table[c] for c in _columns(plan)], size=size, from_end=from_end, **cursor
+    )
+    return {"page": db.plain.compile(page), "count": db.plain.compile(query.count_statement(kind, condition))}
+
+
+def _read(plan: Plan, statements: dict, values: dict, size: int, from_end: bool, after, before, plain, tenant: str):
+    """The plain read of a plan (a generator: see models.plain)."""
+    result_rows = yield statements["page"], values
+    more = len(result_rows) > size
+    rows = result_rows[:size]
+    if from_end:
+        rows.reverse()
+    width = len(statements["page"].columns) - len(query.order_keys(plan.kind))
+    cursors = [encode_cursor(list(row.values())[width:]) for row in rows] if plan.cursors else []
     result: dict[str, Any] = {}
     for key, part, detail in plan.parts:
         if part == "totalCount":
-            result[key] = await page.count()
+            (counted,) = yield statements["count"], {"tenant": tenant}
+            result[key] = next(iter(counted.values()))
         elif part == "typename":
             result[key] = detail
         elif part == "nodes":
-            result[key] = await _build(detail, page.rows, db, tenant)
+            result[key] = yield from _build(detail, rows, plan, plain, tenant)
         elif part == "edges":
-            edges: list[dict] = [{} for _ in page.rows]
+            edges: list[dict] = [{} for _ in rows]
             for edge_key, what, node in detail:
                 if what == "cursor":
-                    for edge, cursor in zip(edges, page.cursors):
+                    for edge, cursor in zip(edges, cursors):
                         edge[edge_key] = cursor
                 elif what == "typename":
                     for edge in edges:
                         edge[edge_key] = node
                 else:
-                    for edge, item in zip(edges, await _build(node, page.rows, db, tenant)):
+                    for edge, item in zip(edges, (yield from _build(node, rows, plan, plain, tenant))):
                         edge[edge_key] = item
             result[key] = edges
         else:
             info = {
-                "hasNextPage": page.has_next, "hasPreviousPage": page.has_previous,
-                "startCursor": page.cursors[0] if page.cursors else None,
-                "endCursor": page.cursors[-1] if page.cursors else None, "__typename": "PageInfo",
+                "hasNextPage": more if not from_end else before is not None,
+                "hasPreviousPage": more if from_end else after is not None,
+                "startCursor": cursors[0] if cursors else None,
+                "endCursor": cursors[-1] if cursors else None, "__typename": "PageInfo",
             }  # fmt: skip
             result[key] = {k: info[name] for k, name in detail}
     return {plan.key: result}
@@ -264,8 +318,9 @@ def _columns(plan: Plan) -> list[str]:
     return list(dict.fromkeys(c for node in nodes for c in node.columns)) or ["id"]
 
 
-async def _build(node: Node, rows: list[Any], db: Any, tenant: str) -> list[dict | None]:
-    """Response objects for ``rows`` (None for a missing relation), relations batched per kind."""
+def _build(node: Node, rows: list[dict | None], plan: Plan, plain: Any, tenant: str):
+    """Response objects for ``rows`` (None for a missing relation), relations batched per kind
+    (a generator of statements, like the read it is part of)."""
     objects: list[dict | None] = []
     for row in rows:
         if row is None:
@@ -273,7 +328,7 @@ async def _build(node: Node, rows: list[Any], db: Any, tenant: str) -> list[dict
             continue
         item = {}
         for key, column, convert in node.scalars:
-            value = getattr(row, column)
+            value = row[column]
             item[key] = convert(value) if convert is not None else value
         for key in node.typename:
             item[key] = node.kind.type_name
@@ -281,26 +336,29 @@ async def _build(node: Node, rows: list[Any], db: Any, tenant: str) -> list[dict
     by_kind: dict[type, tuple[set[str], dict[str, None]]] = {}
     for _, column, child in node.relations:
         ids, columns = by_kind.setdefault(child.kind, (set(), {}))
-        ids.update(ref for row in rows if row is not None and (ref := getattr(row, column)) is not None)
+        ids.update(ref for row in rows if row is not None and (ref := row[column]) is not None)
         columns.update(dict.fromkeys(child.columns))
-    fetched = {
-        kind: await _rows_by_id(db, kind, tenant, ids, list(columns)) for kind, (ids, columns) in by_kind.items()
-    }
+    fetched: dict[type, dict[str, dict]] = {}
+    for kind, (ids, columns) in by_kind.items():
+        if not ids:
+            fetched[kind] = {}
+            continue
+        statement = _by_id_statement(plan, plain, kind, tuple(columns))
+        found = yield statement, {"tenant": tenant, "ids": ids_value(ids, plain.dialect.name)}
+        fetched[kind] = {row["id"]: row for row in found}
     for key, column, child in node.relations:
-        targets = [
-            None if row is None or getattr(row, column) is None else fetched[child.kind].get(getattr(row, column))
-            for row in rows
-        ]
-        for item, value in zip(objects, await _build(child, targets, db, tenant)):
+        targets = [None if row is None or row[column] is None else fetched[child.kind].get(row[column]) for row in rows]
+        for item, value in zip(objects, (yield from _build(child, targets, plan, plain, tenant))):
             if item is not None:
                 item[key] = value
     return objects
 
 
-async def _rows_by_id(db: Any, kind: type, tenant: str, ids: set[str], columns: list[str]) -> dict[str, Any]:
-    if not ids:
-        return {}
-    table = kind.__table__.columns
-    statement = select(*(table[c] for c in columns)).where(kind.tenant == tenant, kind.id.in_(ids))
-    async with db.reading() as session:
-        return {row.id: row for row in (await session.execute(statement))}
+def _by_id_statement(plan: Plan, plain: Any, kind: type, columns: tuple[str, ...]) -> Any:
+    shape = (plain.dialect.name, kind, columns)
+    statement = plan.statements.get(shape)
+    if statement is None:
+        table = kind.__table__.columns
+        condition = and_(kind.tenant == bindparam("tenant"), in_ids(kind.id, plain.dialect.name))
+        statement = plan.statements[shape] = plain.compile(select(*(table[c] for c in columns)).where(condition))
+    return statement

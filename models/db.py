@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 import models.entities  # noqa: F401  (registers the tables)
 import models.event  # noqa: F401
 import models.keys  # noqa: F401
+from models.plain import PlainReads
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./support-graph.db"
 
@@ -47,6 +48,10 @@ class Database:
             sa_event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._write_lock: asyncio.Lock | None = None
+        in_memory = self.is_sqlite and self.engine.url.database in (None, "", ":memory:")
+        #: statements compiled once and run on the driver (None: an in-memory SQLite database,
+        #: which only the engine's own connection can see)
+        self.plain: PlainReads | None = None if in_memory else PlainReads(self.engine)
 
     @property
     def dialect(self) -> str:
@@ -75,6 +80,8 @@ class Database:
             yield session
 
     async def dispose(self) -> None:
+        if self.plain is not None:
+            self.plain.close()
         await self.engine.dispose()
 
 

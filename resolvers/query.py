@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from sqlalchemy import String, Text, and_, cast, case, exists, false, func, literal, not_, or_, select, true
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.expression import column as sql_column
 
 from models.db import Database
@@ -180,6 +180,55 @@ def _after(keys: list[tuple[ColumnElement, bool]], values: list[Any]) -> ColumnE
 # --- the query ---------------------------------------------------------------------------------
 
 
+def order_keys(kind: type, order: Sequence[tuple[str, bool]] = ()) -> list[tuple[ColumnElement, bool]]:
+    """The sort keys of a list: ``order`` (``[(column, descending)]``), then id to break ties.
+
+    Without an order, lists are oldest first (events: commit order).
+    """
+    default = "seq" if hasattr(kind, "seq") else "created_at"
+    keys = [(sort_expression(kind, name), desc) for name, desc in (order or [(default, False)])]
+    keys.append((kind.__table__.columns["id"], keys[-1][1] if order else False))
+    return keys
+
+
+def list_condition(
+    kind: type, *, tenant: Any, dialect: str, where: dict[str, Any] | None = None,
+    scope: dict[str, Any] | None = None, include_deleted: bool = False,
+) -> ColumnElement:  # fmt: skip
+    """Which rows of ``kind`` a list holds, before paging (``tenant`` may be a bind parameter)."""
+    condition = and_(kind.tenant == tenant, compile_where(kind, where, dialect))
+    for name, value in (scope or {}).items():
+        condition = and_(condition, kind.__table__.columns[name] == value)
+    if hasattr(kind, "deleted_at") and not include_deleted:
+        condition = and_(condition, kind.deleted_at.is_(None))
+    return condition
+
+
+def page_statement(
+    condition: ColumnElement, keys: list[tuple[ColumnElement, bool]], selected: Sequence[Any], *,
+    size: int, from_end: bool, after: Sequence[Any] | None = None, before: Sequence[Any] | None = None,
+) -> Select:  # fmt: skip
+    """One page: ``selected``, then the sort keys labelled ``_k0…`` (for cursors), one row more
+    than ``size`` (to tell whether there is a next page). ``after`` and ``before`` are the
+    decoded cursor values (or bind parameters standing for them)."""
+    if after is not None:
+        condition = and_(condition, _after(keys, list(after)))
+    if before is not None:
+        condition = and_(condition, _after([(k, not d) for k, d in keys], list(before)))
+    walk = [(k, not d) for k, d in keys] if from_end else keys
+    labels = [k.label(f"_k{i}") for i, (k, _) in enumerate(keys)]
+    return (
+        select(*selected, *labels)
+        .where(condition)
+        .order_by(*(k.desc() if d else k.asc() for k, d in walk))
+        .limit(size + 1)
+    )
+
+
+def count_statement(kind: type, condition: ColumnElement) -> Select:
+    return select(func.count()).select_from(kind).where(condition)
+
+
 async def find(
     db: Database,
     kind: type,
@@ -193,56 +242,32 @@ async def find(
     before: str | None = None,
     include_deleted: bool = False,
     scope: dict[str, Any] | None = None,
-    plain: bool = False,
-    columns: Sequence[str] | None = None,
 ) -> Page:
-    """A page of ``kind`` in ``tenant``; ``order`` is ``[(column, descending)]``, id breaks ties.
-
-    Without an order, lists are oldest first (events: commit order). ``plain`` rows are
-    read-only tuples with the columns (all, or just ``columns``) as attributes, not ORM objects.
-    """
+    """A page of ``kind`` in ``tenant``; ``order`` is ``[(column, descending)]``, id breaks ties."""
     size, from_end = page_size(first, last)
-    condition = and_(kind.tenant == tenant, compile_where(kind, where, db.dialect))
-    for name, value in (scope or {}).items():
-        condition = and_(condition, kind.__table__.columns[name] == value)
-    if hasattr(kind, "deleted_at") and not include_deleted:
-        condition = and_(condition, kind.deleted_at.is_(None))
-    default = "seq" if hasattr(kind, "seq") else "created_at"
-    keys = [(sort_expression(kind, name), desc) for name, desc in (order or [(default, False)])]
-    keys.append((kind.__table__.columns["id"], keys[-1][1] if order else False))
-
-    paged = condition
-    if after is not None:
-        paged = and_(paged, _after(keys, decode_cursor(after, keys)))
-    if before is not None:
-        reversed_keys = [(k, not d) for k, d in keys]
-        paged = and_(paged, _after(reversed_keys, decode_cursor(before, keys)))
-    walk = [(k, not d) for k, d in keys] if from_end else keys
-    labels = [k.label(f"_k{i}") for i, (k, _) in enumerate(keys)]
-    table = kind.__table__.columns
-    selected = ([table[c] for c in columns] if columns else list(table)) if plain else [kind]
-    statement = (
-        select(*selected, *labels)
-        .where(paged)
-        .order_by(*(k.desc() if d else k.asc() for k, d in walk))
-        .limit(size + 1)
+    condition = list_condition(
+        kind, tenant=tenant, dialect=db.dialect, where=where, scope=scope, include_deleted=include_deleted
     )
+    keys = order_keys(kind, order)
+    statement = page_statement(
+        condition, keys, [kind], size=size, from_end=from_end,
+        after=None if after is None else decode_cursor(after, keys),
+        before=None if before is None else decode_cursor(before, keys),
+    )  # fmt: skip
     async with db.reading() as session:
         result = (await session.execute(statement)).all()
     more = len(result) > size
     result = result[:size]
     if from_end:
         result.reverse()
-    width = len(selected)
-    rows = list(result) if plain else [r[0] for r in result]
-    cursors = [encode_cursor(list(r[width:])) for r in result]
+    cursors = [encode_cursor(list(r[1:])) for r in result]
 
     async def count() -> int:
         async with db.reading() as session:
-            return (await session.execute(select(func.count()).select_from(kind).where(condition))).scalar_one()
+            return (await session.execute(count_statement(kind, condition))).scalar_one()
 
     return Page(
-        rows=rows,
+        rows=[r[0] for r in result],
         cursors=cursors,
         has_next=more if not from_end else before is not None,
         has_previous=more if from_end else after is not None,

@@ -1,0 +1,170 @@
+"""Plain reads: SQLAlchemy statements compiled once, run straight on the driver.
+
+The ORM and Core execution layers cost more than the SQL itself on a hot read (statement
+caching keys, greenlet switches, result objects, and for aiosqlite a thread hop per cursor
+call). A hot path that knows its statements up front compiles each one here once, with the
+engine's dialect, and then runs a whole read — several statements, each depending on the rows
+of the last — in one go:
+
+* SQLite: one hop to a reader thread that keeps its own ``sqlite3`` connection, all statements
+  inside one read transaction (one snapshot);
+* PostgreSQL: on a pooled asyncpg connection, one round trip per statement (asyncpg prepares
+  and caches each statement).
+
+Values are converted by the same bind and result processors SQLAlchemy would apply, so a plain
+read returns exactly what ``session.execute`` would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable, Generator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import orjson
+from sqlalchemy import String, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import InvalidRequestError
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.expression import column as sql_column
+
+T = TypeVar("T")
+#: a read: yields (statement, values) and is sent back each statement's rows; returns its result
+Read = Generator[tuple["Compiled", dict[str, Any]], list[dict[str, Any]], T]
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """One statement in the dialect's SQL, with its parameter order and value converters."""
+
+    sql: str
+    compiled: Any
+    names: tuple[str, ...]  # parameter names in positional order
+    binds: tuple[Callable | None, ...]
+    columns: tuple[str, ...]  # result keys
+    results: tuple[Callable | None, ...]
+
+    @classmethod
+    def of(cls, statement: Select, dialect: Dialect) -> Compiled:
+        compiled = statement.compile(dialect=dialect)
+        names = tuple(compiled.positiontup or ())
+        binds = tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names)
+        columns = tuple(c.key for c in statement.selected_columns)
+        results = tuple(_result_processor(c.type, dialect) for c in statement.selected_columns)
+        return cls(compiled.string, compiled, names, binds, columns, results)
+
+    def parameters(self, values: dict[str, Any]) -> list[Any]:
+        """Positional driver parameters for ``values`` (literals the statement holds included)."""
+        given = self.compiled.construct_params(values)
+        return [value if bind is None else bind(value) for bind, value in zip(self.binds, (given[n] for n in self.names))]
+
+    def rows(self, raw: list[Any]) -> list[dict[str, Any]]:
+        columns, results = self.columns, self.results
+        if not any(results):
+            return [dict(zip(columns, row)) for row in raw]
+        return [
+            dict(zip(columns, (value if convert is None else convert(value) for convert, value in zip(results, row))))
+            for row in raw
+        ]  # fmt: skip
+
+
+#: type OIDs of PostgreSQL's numeric types, by the name SQLAlchemy renders them with
+_PG_NUMERIC_OIDS = {"FLOAT": 701, "DOUBLE PRECISION": 701, "REAL": 700, "NUMERIC": 1700}
+
+
+def _result_processor(type_: Any, dialect: Dialect) -> Callable | None:
+    impl = type_.dialect_impl(dialect)
+    try:
+        return impl.result_processor(dialect, None)
+    except (TypeError, InvalidRequestError):
+        # asyncpg's numeric types choose their conversion by the column's type OID, which a
+        # result only tells after the fact; the declared type says it up front
+        rendered = dialect.type_compiler_instance.process(type_).split("(")[0]
+        return impl.result_processor(dialect, _PG_NUMERIC_OIDS[rendered])
+
+
+class PlainReads:
+    """Runs reads for one database; see the module docstring."""
+
+    def __init__(self, engine: Any, *, readers: int = 2) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect
+        database = engine.url.database
+        self._sqlite_path = database if engine.dialect.name == "sqlite" else None
+        self._threads: ThreadPoolExecutor | None = None
+        self._readers = readers
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        #: called with each statement's SQL before it runs (as SQLAlchemy's before_cursor_execute)
+        self.listeners: list[Callable[[str], None]] = []
+
+    def compile(self, statement: Select) -> Compiled:
+        return Compiled.of(statement, self.dialect)
+
+    async def run(self, read: Read[T]) -> T:
+        if self._sqlite_path is not None:
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(self._readers, thread_name_prefix="plain-read")
+            return await asyncio.get_running_loop().run_in_executor(self._threads, self._run_sqlite, read)
+        async with self.engine.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            statement, values = next(read)
+            while True:
+                for listener in self.listeners:
+                    listener(statement.sql)
+                raw = await driver.fetch(statement.sql, *statement.parameters(values))
+                try:
+                    statement, values = read.send(statement.rows(raw))
+                except StopIteration as done:
+                    return done.value
+
+    def _run_sqlite(self, read: Read[T]) -> T:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = self._open()
+        connection.execute("BEGIN")
+        try:
+            statement, values = next(read)
+            while True:
+                for listener in self.listeners:
+                    listener(statement.sql)
+                raw = connection.execute(statement.sql, statement.parameters(values)).fetchall()
+                try:
+                    statement, values = read.send(statement.rows(raw))
+                except StopIteration as done:
+                    return done.value
+        finally:
+            connection.execute("COMMIT")
+
+    def _open(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self._sqlite_path, isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA busy_timeout=10000")
+        connection.execute("PRAGMA query_only=ON")
+        self._connections.append(connection)
+        return connection
+
+    def close(self) -> None:
+        if self._threads is not None:
+            self._threads.shutdown(wait=True)
+            self._threads = None
+        for connection in self._connections:
+            connection.close()
+        self._connections.clear()
+        self._local = threading.local()
+
+
+def in_ids(column: Any, dialect: str) -> Any:
+    """``column IN (:ids)`` as one statement whatever the number of ids: bind ``ids`` with
+    :func:`ids_value`."""
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", type_=ARRAY(String)))
+    return column.in_(select(sql_column("value")).select_from(func.json_each(bindparam("ids"))))
+
+
+def ids_value(ids: Any, dialect: str) -> Any:
+    return list(ids) if dialect == "postgresql" else orjson.dumps(list(ids)).decode()
