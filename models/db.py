@@ -14,6 +14,7 @@ import models.entities  # noqa: F401  (registers the tables)
 import models.event  # noqa: F401
 import models.keys  # noqa: F401
 from models.plain import PlainReads
+from models.sqlite_driver import OneHopDBAPI
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./support-graph.db"
 
@@ -41,6 +42,8 @@ class Database:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         kwargs: dict = {"echo": echo}
+        if self.is_sqlite and self.url.startswith("sqlite+aiosqlite"):
+            kwargs["module"] = OneHopDBAPI()
         if not self.is_sqlite:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)

@@ -1,0 +1,116 @@
+"""aiosqlite for SQLAlchemy with one thread hop per statement.
+
+aiosqlite runs each ``sqlite3`` call on its connection's own thread; SQLAlchemy's adapter makes
+four such calls per SELECT (open a cursor, execute, fetch, close) and three per INSERT or
+UPDATE. Every call is a round trip between the event loop and that thread, and on a verb of a
+dozen statements the round trips cost more than SQLite itself. This adapter makes one call per
+statement: execute, fetch and close run together on the connection's thread.
+
+It changes nothing else: same dialect, same URLs (``sqlite+aiosqlite://``), same connection
+setup, same errors. It relies on two internals, ``aiosqlite.Connection._execute`` (queue a
+function on the connection's thread) and ``._conn`` (the ``sqlite3`` connection), which
+SQLAlchemy's own adapter also uses; tests/test_sqlite_driver.py pins the behaviour. A rollback
+with no transaction open (the pool's reset of a committed connection) makes no call at all.
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from typing import Any
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection, AsyncAdapt_aiosqlite_cursor, AsyncAdapt_aiosqlite_dbapi,
+)  # fmt: skip
+from sqlalchemy.util import EMPTY_DICT
+
+
+def _execute(connection: aiosqlite.Connection, operation: str, parameters: Any, many: bool) -> tuple:
+    """On the connection's thread: run one statement to the end."""
+    raw = connection._conn
+    cursor = raw.executemany(operation, parameters) if many else raw.execute(operation, parameters or ())
+    try:
+        description = cursor.description
+        rows = cursor.fetchall() if description else ()
+        return description, rows, cursor.rowcount, cursor.lastrowid
+    finally:
+        cursor.close()
+
+
+class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
+    """A cursor that holds a finished statement's results; no ``sqlite3`` cursor stays open."""
+
+    __slots__ = ("_description", "_rowcount", "_lastrowid", "_arraysize")
+
+    def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None
+        self._soft_closed_memoized = EMPTY_DICT
+        self._rows = collections.deque()
+        self._description = None
+        self._rowcount = -1
+        self._lastrowid = None
+        self._arraysize = 1
+
+    @property
+    def description(self) -> Any:
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self) -> Any:
+        return self._lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._arraysize = value
+
+    async def _async_soft_close(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self._rows.clear()
+
+    async def _run(self, operation: str, parameters: Any, many: bool) -> None:
+        async with self._adapt_connection._execute_mutex:
+            self._description, rows, self._rowcount, self._lastrowid = await self._connection._execute(
+                _execute, self._connection, operation, parameters, many
+            )
+        self._rows = collections.deque(rows)
+
+    async def _execute_async(self, operation: str, parameters: Any) -> None:
+        await self._run(operation, parameters, False)
+
+    async def _executemany_async(self, operation: str, seq_of_parameters: Any) -> None:
+        await self._run(operation, seq_of_parameters, True)
+
+
+class OneHopConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = OneHopCursor
+
+    def rollback(self) -> None:
+        # the pool rolls back every connection it gets back, most of them already committed
+        connection = self._connection._connection
+        if connection is not None and connection.in_transaction:
+            super().rollback()
+
+
+class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    """The DBAPI module to give ``create_async_engine(..., module=...)`` for SQLite."""
+
+    def __init__(self) -> None:
+        super().__init__(aiosqlite, sqlite3)
+
+    def connect(self, *args: Any, **kwargs: Any) -> OneHopConnection:
+        adapted = super().connect(*args, **kwargs)
+        return OneHopConnection(self, adapted._connection)
