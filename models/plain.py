@@ -54,7 +54,7 @@ class Compiled:
         compiled = statement.compile(dialect=dialect)
         names = tuple(compiled.positiontup or ())
         binds = tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names)
-        columns = tuple(c.key for c in statement.selected_columns)
+        columns = tuple(statement.selected_columns.keys())  # deduplicated as a Result's keys are
         results = tuple(_result_processor(c.type, dialect) for c in statement.selected_columns)
         return cls(compiled.string, compiled, names, binds, columns, results)
 
@@ -74,7 +74,7 @@ class Compiled:
 
 
 #: type OIDs of PostgreSQL's numeric types, by the name SQLAlchemy renders them with
-_PG_NUMERIC_OIDS = {"FLOAT": 701, "DOUBLE PRECISION": 701, "REAL": 700, "NUMERIC": 1700}
+_PG_NUMERIC_OIDS = {"FLOAT": 701, "DOUBLE PRECISION": 701, "REAL": 700}  # any other: NUMERIC (1700)
 
 
 def _result_processor(type_: Any, dialect: Dialect) -> Callable | None:
@@ -85,7 +85,7 @@ def _result_processor(type_: Any, dialect: Dialect) -> Callable | None:
         # asyncpg's numeric types choose their conversion by the column's type OID, which a
         # result only tells after the fact; the declared type says it up front
         rendered = dialect.type_compiler_instance.process(type_).split("(")[0]
-        return impl.result_processor(dialect, _PG_NUMERIC_OIDS[rendered])
+        return impl.result_processor(dialect, _PG_NUMERIC_OIDS.get(rendered, 1700))
 
 
 class PlainReads:
@@ -113,7 +113,10 @@ class PlainReads:
             return await asyncio.get_running_loop().run_in_executor(self._threads, self._run_sqlite, read)
         async with self.engine.connect() as connection:
             driver = (await connection.get_raw_connection()).driver_connection
-            statement, values = next(read)
+            try:
+                statement, values = next(read)
+            except StopIteration as done:  # a read that needed no statement
+                return done.value
             while True:
                 for listener in self.listeners:
                     listener(statement.sql)
@@ -129,7 +132,10 @@ class PlainReads:
             connection = self._local.connection = self._open()
         connection.execute("BEGIN")
         try:
-            statement, values = next(read)
+            try:
+                statement, values = next(read)
+            except StopIteration as done:
+                return done.value
             while True:
                 for listener in self.listeners:
                     listener(statement.sql)
