@@ -14,7 +14,7 @@ import models.entities  # noqa: F401  (registers the tables)
 import models.event  # noqa: F401
 import models.keys  # noqa: F401
 from models.plain import PlainReads
-from models.sqlite_driver import OneHopDBAPI
+from models.sqlite_driver import OneHopConnection, OneHopDBAPI
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./support-graph.db"
 
@@ -72,7 +72,13 @@ class Database:
                 self._write_lock = asyncio.Lock()
             async with self._write_lock:
                 async with self.sessions() as session:
-                    yield session
+                    connection = await session.connection()
+                    raw = (await connection.get_raw_connection()).dbapi_connection
+                    if isinstance(raw, OneHopConnection):
+                        async with raw.write_transaction():
+                            yield session
+                    else:
+                        yield session
         else:
             async with self.sessions() as session:
                 yield session

@@ -4,7 +4,9 @@ aiosqlite runs each ``sqlite3`` call on its connection's own thread; SQLAlchemy'
 four such calls per SELECT (open a cursor, execute, fetch, close) and three per INSERT or
 UPDATE. Every call is a round trip between the event loop and that thread, and on a verb of a
 dozen statements the round trips cost more than SQLite itself. This adapter makes one call per
-statement: execute, fetch and close run together on the connection's thread.
+statement: execute, fetch and close run together on the connection's thread. Write
+transactions (``OneHopConnection.write_transaction``) go further and run their statements on
+the event loop's thread, holding SQLite's write lock.
 
 It changes nothing else: same dialect, same URLs (``sqlite+aiosqlite://``), same connection
 setup, same errors. It relies on two internals, ``aiosqlite.Connection._execute`` (queue a
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import collections
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiosqlite
@@ -82,9 +86,11 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
     async def _run(self, operation: str, parameters: Any, many: bool) -> None:
         async with self._adapt_connection._execute_mutex:
-            self._description, rows, self._rowcount, self._lastrowid = await self._connection._execute(
-                _execute, self._connection, operation, parameters, many
-            )
+            if self._adapt_connection.inline:
+                finished = _execute(self._connection, operation, parameters, many)
+            else:
+                finished = await self._connection._execute(_execute, self._connection, operation, parameters, many)
+        self._description, rows, self._rowcount, self._lastrowid = finished
         self._rows = collections.deque(rows)
 
     async def _execute_async(self, operation: str, parameters: Any) -> None:
@@ -95,10 +101,38 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    __slots__ = ("inline",)
     _cursor_cls = OneHopCursor
 
+    def __init__(self, dbapi: Any, connection: aiosqlite.Connection) -> None:
+        super().__init__(dbapi, connection)
+        #: run statements on the calling (event loop) thread: see ``write_transaction``
+        self.inline = False
+
+    @asynccontextmanager
+    async def write_transaction(self) -> AsyncIterator[None]:
+        """A write transaction whose statements run on the event loop's thread, no hop at all.
+
+        ``BEGIN IMMEDIATE`` takes SQLite's write lock up front, on the connection's thread
+        (where waiting for another process's writer may take a while); holding it, no statement
+        of the transaction can wait for a lock, and each one is CPU work on pages in memory,
+        cheaper to run in place than to hand to a thread. COMMIT, which may write to disk, goes
+        back to the connection's thread. The caller commits or rolls back inside the block;
+        either ends the inline mode.
+        """
+        await self._connection._execute(self._connection._conn.execute, "BEGIN IMMEDIATE")
+        self.inline = True
+        try:
+            yield
+        finally:
+            self.inline = False
+
+    def commit(self) -> None:
+        self.inline = False
+        super().commit()
+
     def rollback(self) -> None:
+        self.inline = False
         # the pool rolls back every connection it gets back, most of them already committed
         connection = self._connection._connection
         if connection is not None and connection.in_transaction:
@@ -112,5 +146,6 @@ class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
         super().__init__(aiosqlite, sqlite3)
 
     def connect(self, *args: Any, **kwargs: Any) -> OneHopConnection:
+        kwargs["check_same_thread"] = False  # write transactions run statements on the loop's thread
         adapted = super().connect(*args, **kwargs)
         return OneHopConnection(self, adapted._connection)

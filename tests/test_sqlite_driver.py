@@ -7,6 +7,7 @@ column names, row counts, last row ids, error types and transaction semantics.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 
@@ -361,3 +362,71 @@ async def test_orm_insert_and_select(tmp_path, hops: Hops) -> None:
         assert count == 1
     finally:
         await db.dispose()
+
+
+# --- write transactions: statements on the event loop's thread ------------------------------------
+
+
+async def test_a_write_transaction_costs_two_hops_whatever_it_runs(db: Database, hops: Hops) -> None:
+    async with db.writing() as session:
+        for n in range(5):
+            await session.execute(insert(item).values(name=f"w{n}", qty=n))
+        await session.execute(update(item).where(item.c.qty > 2).values(qty=0))
+        assert (await session.execute(select(func.count()).select_from(item))).scalar() == 5
+        await session.commit()
+    assert hops.calls == ["execute", "commit"]  # BEGIN IMMEDIATE, then COMMIT
+    assert await names(db) == ["w0", "w1", "w2", "w3", "w4"]
+
+
+async def test_a_failed_write_transaction_writes_nothing_and_leaves_the_connection_usable(db: Database) -> None:
+    await fill(db, ("taken", 1))
+    with pytest.raises(IntegrityError):
+        async with db.writing() as session:
+            await session.execute(insert(item).values(name="fresh", qty=2))
+            await session.execute(insert(item).values(name="taken", qty=3))
+    async with db.writing() as session:
+        await session.execute(insert(item).values(name="after", qty=4))
+        await session.commit()
+    assert await names(db) == ["taken", "after"]
+
+
+async def test_a_write_transaction_waits_for_another_process_writer_without_blocking(db: Database, tmp_path) -> None:
+    """Another connection (as another process would) holds SQLite's write lock: the unit waits
+    for it on the connection's thread, while the event loop keeps running."""
+    other = sqlite3.connect(tmp_path / "driver.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO item (name, qty) VALUES ('first', 1)")
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    async def write() -> None:
+        async with db.writing() as session:
+            await session.execute(insert(item).values(name="second", qty=2))
+            await session.commit()
+
+    ticker = asyncio.create_task(tick())
+    writer = asyncio.create_task(write())
+    await asyncio.sleep(0.3)
+    assert not writer.done()  # waiting for the lock
+    assert ticks >= 10  # and the loop was free all along
+    other.execute("COMMIT")
+    await asyncio.wait_for(writer, 10)
+    ticker.cancel()
+    other.close()
+    assert await names(db) == ["first", "second"]
+
+
+async def test_the_connection_leaves_inline_mode_with_its_transaction(db: Database) -> None:
+    async with db.writing() as session:
+        raw = (await (await session.connection()).get_raw_connection()).dbapi_connection
+        assert raw.inline
+        await session.commit()
+        assert not raw.inline
+    async with db.reading() as session:
+        raw = (await (await session.connection()).get_raw_connection()).dbapi_connection
+        assert not raw.inline
