@@ -18,8 +18,7 @@ from resolvers.errors import DomainError, HookFailed
 
 if TYPE_CHECKING:
     from models.base import Entity
-    from models.event import Event
-    from resolvers.unit import UnitOfWork
+    from resolvers.unit import PendingEvent, UnitOfWork
 
 
 @dataclass
@@ -36,7 +35,7 @@ class Change:
     args: dict[str, Any] = field(default_factory=dict)
     #: the state before the verb (None on create).
     before: dict[str, Any] | None = None
-    event: Event | None = None
+    event: PendingEvent | None = None
 
 
 log = logging.getLogger("support_graph.hooks")

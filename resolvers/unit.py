@@ -7,9 +7,12 @@ before-hooks → apply → version + 1 → append the event → after-hooks → 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import UniqueConstraint, insert, select, update
+from sqlalchemy import UniqueConstraint, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -27,6 +30,27 @@ from resolvers.validate import clean, references
 Publish = Callable[[str, int], Awaitable[None]]
 
 
+@dataclass(slots=True)
+class PendingEvent:
+    """An event of this unit, as it will be written to the ``event`` table (``models.event``)
+    at commit, where it gets its ``seq``."""
+
+    id: str
+    tenant: str
+    type: str
+    entity_type: str
+    target: str
+    actor: str
+    timestamp: datetime
+    version: int
+    data: dict[str, Any]
+    cause_id: str | None = None
+    seq: int | None = None
+
+
+_EVENT_COLUMNS = tuple(Event.__table__.columns.keys())
+
+
 class UnitOfWork:
     """A write transaction on behalf of one actor of one tenant.
 
@@ -40,7 +64,7 @@ class UnitOfWork:
         self.tenant = tenant
         self.actor = actor
         self.publish = publish
-        self.events: list[Event] = []
+        self.events: list[PendingEvent] = []
         self._causes: list[str] = []
         #: entities this unit created or row-locked: live, in this tenant, no need to ask again
         self._held: dict[str, Entity] = {}
@@ -84,9 +108,8 @@ class UnitOfWork:
             for offset, event in enumerate(self.events):
                 event.seq = last - len(self.events) + 1 + offset
             # events are written once and never changed: a plain INSERT, not ORM bookkeeping
-            columns = Event.__table__.columns
-            rows = [{c.name: getattr(event, c.name) for c in columns} for event in self.events]
-            await self.session.execute(insert(Event.__table__), rows)
+            rows = [{name: getattr(event, name) for name in _EVENT_COLUMNS} for event in self.events]
+            await self.session.execute(_statements(Event).insert, rows)
         await self.session.commit()
 
     # --- reading inside the transaction -------------------------------------------------------
@@ -98,10 +121,9 @@ class UnitOfWork:
             return held
         if type_of(id_) != kind.type_name:
             raise NotFound(f"No {kind.type_name} with id {id_!r}", id=id_)
-        query = select(kind).where(
-            kind.id == id_, kind.tenant == self.tenant, kind.deleted_at.is_(None)
-        )
-        entity = (await self.session.execute(query.with_for_update() if lock else query)).scalar()
+        statements = _statements(kind)
+        query = statements.lock if lock else statements.read
+        entity = (await self.session.execute(query, {"id": id_, "tenant": self.tenant})).scalar()
         if entity is None:
             raise NotFound(f"No {kind.type_name} with id {id_!r}", id=id_)
         self.session.expunge(entity)  # this unit writes its changes itself (see _write)
@@ -122,11 +144,7 @@ class UnitOfWork:
             ref = values.get(column)
             if ref is None or (ref in self._live and type_of(ref) == target.type_name):
                 continue
-            found = await self.session.scalar(
-                select(target.id).where(
-                    target.id == ref, target.tenant == self.tenant, target.deleted_at.is_(None)
-                )
-            )
+            found = await self.session.scalar(_statements(target).exists, {"id": ref, "tenant": self.tenant})
             if found is None:
                 field = api_name(kind, column)
                 raise NotFound(f"No {target.type_name} with id {ref!r} for {field}", field=field, id=ref)
@@ -168,7 +186,7 @@ class UnitOfWork:
             setattr(entity, name, value)
         entity.created_at = entity.updated_at = utcnow()
         columns = kind.__table__.columns
-        await self._write(insert(kind.__table__).values({c.name: getattr(entity, c.name) for c in columns}))
+        await self._write(_statements(kind).insert, {c.name: getattr(entity, c.name) for c in columns})
         self._held[entity.id] = entity
         self._live.add(entity.id)
         data = snapshot(entity) | {k: jsonable(v) for k, v in change.args.items() if v is not None}
@@ -227,27 +245,26 @@ class UnitOfWork:
             self._live.discard(entity.id)
         entity.version += 1
         entity.updated_at = now
-        table = kind.__table__
-        await self._write(update(table).where(table.c.id == entity.id).values(
-            changed | {"version": entity.version, "updated_at": now}
-        ))  # fmt: skip
+        await self._write(
+            _statements(kind).update, changed | {"version": entity.version, "updated_at": now, "row_id": entity.id}
+        )
         data |= {k: jsonable(v) for k, v in change.args.items() if v is not None}
         change.event = await self._append(entity, change.event_type, data)
         await self._after(change)
         return entity
 
-    async def _write(self, statement: Any) -> None:
+    async def _write(self, statement: Any, parameters: dict[str, Any]) -> None:
         """Write a verb's change now: constraint violations surface at the verb that caused them,
         and later reads in this unit (hooks) see it. Entities are never in the ORM session: a
         unit knows exactly what each verb changed, and a plain statement costs a fraction of a
         flush."""
-        await self.session.execute(statement)
+        await self.session.execute(statement, parameters)
 
     # --- the event log --------------------------------------------------------------------------
 
-    async def _append(self, entity: Entity, type_: str, data: dict[str, Any]) -> Event:
+    async def _append(self, entity: Entity, type_: str, data: dict[str, Any]) -> PendingEvent:
         """Record an event; it is numbered and written at commit (see ``_commit``)."""
-        event = Event(
+        event = PendingEvent(
             id=new_id("evt"),
             tenant=self.tenant,
             type=type_,
@@ -264,17 +281,8 @@ class UnitOfWork:
 
     async def _reserve_seq(self, count: int) -> int:
         """Advance the tenant's counter by ``count``; the new last sequence number."""
-        insert = (postgresql if self.db.dialect == "postgresql" else sqlite).insert
-        table = TenantSequence.__table__
-        statement = (
-            insert(table)
-            .values(tenant=self.tenant, last_seq=count)
-            .on_conflict_do_update(
-                index_elements=["tenant"], set_={"last_seq": table.c.last_seq + count}
-            )
-            .returning(table.c.last_seq)
-        )
-        return (await self.session.execute(statement)).scalar_one()
+        statement = _reserve_statement(self.db.dialect)
+        return (await self.session.execute(statement, {"tenant": self.tenant, "count": count})).scalar_one()
 
     async def _after(self, change: Change) -> None:
         assert change.event is not None
@@ -283,6 +291,41 @@ class UnitOfWork:
             await run_after(change)
         finally:
             self._causes.pop()
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """The statements a unit runs on one table, built once: only their parameters change."""
+
+    read: Any  # the live entity by id and tenant
+    lock: Any  # the same, row-locked
+    exists: Any  # its id, if live
+    insert: Any
+    update: Any  # SET the columns given as parameters WHERE id = :row_id
+
+
+@cache
+def _statements(kind: type) -> _Statements:
+    table = kind.__table__
+    if "deleted_at" not in table.columns:  # the event log: written, never read back here
+        return _Statements(None, None, None, insert(table), None)
+    live = (kind.id == bindparam("id"), kind.tenant == bindparam("tenant"), kind.deleted_at.is_(None))
+    read = select(kind).where(*live)
+    return _Statements(
+        read, read.with_for_update(), select(kind.id).where(*live), insert(table),
+        update(table).where(table.c.id == bindparam("row_id")),
+    )  # fmt: skip
+
+
+@cache
+def _reserve_statement(dialect: str) -> Any:
+    table = TenantSequence.__table__
+    return (
+        (postgresql if dialect == "postgresql" else sqlite).insert(table)
+        .values(tenant=bindparam("tenant"), last_seq=bindparam("count"))
+        .on_conflict_do_update(index_elements=["tenant"], set_={"last_seq": table.c.last_seq + bindparam("count")})
+        .returning(table.c.last_seq)
+    )  # fmt: skip
 
 
 # The shipped hooks register themselves on import; every unit of work runs them.
