@@ -18,6 +18,8 @@ from typing import Any
 
 import orjson
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
+from starlette.websockets import WebSocketDisconnected as SocketClosed
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.execution import ExecutionResult, PreExecutionError
@@ -243,5 +245,13 @@ def sharing_handlers(fanout: Fanout, make_context: Callable[[Any], Any], limits:
                 await self.send_message({"id": message["id"], "type": "error", "payload": error.formatted})
                 return
             await super().handle_start(message)
+
+        async def send_message(self, message: Any) -> None:
+            # A result can be on its way when the client closes. Strawberry's graphql-ws handler
+            # lets the failed send end the operation's task without closing its result stream,
+            # which would keep the stream's tap until garbage collection; swallowing the error
+            # leaves the task to the connection's own cleanup, which closes the stream.
+            with contextlib.suppress(WebSocketDisconnected, SocketClosed):
+                await super().send_message(message)
 
     return TransportWS, LegacyWS

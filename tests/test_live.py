@@ -558,6 +558,22 @@ async def test_disconnects_and_completes_release_taps_feeds_and_tasks(server, ap
     )
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_closing_while_results_are_on_their_way_releases_everything(server, api, quiet, protocol):
+    """A client that closes in the middle of a burst: a send can fail on the closed socket, and
+    the operation's stream must be released all the same (not left to garbage collection)."""
+    for _ in range(3):
+        async with ws.connect(server.url, protocol) as socket:
+            operation = await socket.subscribe(EVENTS, {"entityTypes": ["Ticket"]})
+            await ready(server, taps=1, followers=1)
+            burst = asyncio.gather(*(api.create_ticket() for _ in range(12)))
+            await operation.next()  # results are flowing: close while more are being sent
+        await burst
+        await until(
+            server, lambda s: released(s) and not added_tasks(s, quiet), "the closed socket's stream is released"
+        )
+
+
 # --- 7. tenant scoping -------------------------------------------------------------------------------
 
 
