@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,6 +18,10 @@ from models.plain import PlainReads
 from models.sqlite_driver import OneHopConnection, OneHopDBAPI
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./support-graph.db"
+#: SQLite write units between two checkpoints of the write-ahead log (about what SQLite's own
+#: 1,000-page default comes to for units of a few rows)
+CHECKPOINT_EVERY = 200
+log = logging.getLogger("support_graph")
 
 
 def normalise_url(url: str) -> str:
@@ -51,6 +56,8 @@ class Database:
             sa_event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._write_lock: asyncio.Lock | None = None
+        self._commits = 0
+        self._checkpointing: asyncio.Task | None = None
         in_memory = self.is_sqlite and self.engine.url.database in (None, "", ":memory:")
         #: statements compiled once and run on the driver (None: an in-memory SQLite database,
         #: which only the engine's own connection can see)
@@ -75,7 +82,7 @@ class Database:
                     connection = await session.connection()
                     raw = (await connection.get_raw_connection()).dbapi_connection
                     if isinstance(raw, OneHopConnection):
-                        async with raw.write_transaction():
+                        async with raw.write_transaction(on_commit=self._committed):
                             yield session
                     else:
                         yield session
@@ -88,8 +95,26 @@ class Database:
         async with self.sessions() as session:
             yield session
 
+    def _committed(self) -> None:
+        """After each SQLite write unit: every ``CHECKPOINT_EVERY`` commits, fold the
+        write-ahead log into the database file on a thread (the connections do not do it
+        themselves: it syncs the disk, and their commits run on the event loop)."""
+        self._commits += 1
+        idle = self._checkpointing is None or self._checkpointing.done()
+        if self._commits % CHECKPOINT_EVERY == 0 and idle and self.plain is not None:
+            self._checkpointing = asyncio.get_running_loop().create_task(self._checkpoint())
+
+    async def _checkpoint(self) -> None:
+        try:
+            await self.plain.checkpoint()
+        except Exception:  # noqa: BLE001 - the next one tries again; the log only grows meanwhile
+            log.exception("SQLite checkpoint failed")
+
     async def dispose(self) -> None:
+        if self._checkpointing is not None:
+            await self._checkpointing
         if self.plain is not None:
+            await self._checkpoint()
             self.plain.close()
         await self.engine.dispose()
 
@@ -100,4 +125,5 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA wal_autocheckpoint=0")  # Database checkpoints on a thread instead
     cursor.close()

@@ -147,6 +147,21 @@ class PlainReads:
         finally:
             connection.execute("COMMIT")
 
+    async def checkpoint(self) -> None:
+        """Copy SQLite's write-ahead log into the database file, on a reader thread (PASSIVE:
+        it waits for nobody; what readers still need is copied next time)."""
+        if self._sqlite_path is None:
+            return
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(self._readers, thread_name_prefix="plain-read")
+        await asyncio.get_running_loop().run_in_executor(self._threads, self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = self._open()
+        connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     def _open(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self._sqlite_path, isolation_level=None, check_same_thread=False)
         connection.execute("PRAGMA busy_timeout=10000")

@@ -5,8 +5,8 @@ four such calls per SELECT (open a cursor, execute, fetch, close) and three per 
 UPDATE. Every call is a round trip between the event loop and that thread, and on a verb of a
 dozen statements the round trips cost more than SQLite itself. This adapter makes one call per
 statement: execute, fetch and close run together on the connection's thread. Write
-transactions (``OneHopConnection.write_transaction``) go further and run their statements on
-the event loop's thread, holding SQLite's write lock.
+transactions (``OneHopConnection.write_transaction``) go further and run their statements and
+their COMMIT on the event loop's thread, holding SQLite's write lock.
 
 It changes nothing else: same dialect, same URLs (``sqlite+aiosqlite://``), same connection
 setup, same errors. It relies on two internals, ``aiosqlite.Connection._execute`` (queue a
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import collections
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -101,35 +101,60 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("inline",)
+    __slots__ = ("inline", "_on_commit", "_busy_timeout")
     _cursor_cls = OneHopCursor
 
     def __init__(self, dbapi: Any, connection: aiosqlite.Connection) -> None:
         super().__init__(dbapi, connection)
         #: run statements on the calling (event loop) thread: see ``write_transaction``
         self.inline = False
+        self._on_commit: Callable[[], None] | None = None
+        self._busy_timeout: int | None = None
 
     @asynccontextmanager
-    async def write_transaction(self) -> AsyncIterator[None]:
-        """A write transaction whose statements run on the event loop's thread, no hop at all.
+    async def write_transaction(self, on_commit: Callable[[], None] | None = None) -> AsyncIterator[None]:
+        """A write transaction run on the event loop's thread, no hop at all (most of the time).
 
-        ``BEGIN IMMEDIATE`` takes SQLite's write lock up front, on the connection's thread
-        (where waiting for another process's writer may take a while); holding it, no statement
-        of the transaction can wait for a lock, and each one is CPU work on pages in memory,
-        cheaper to run in place than to hand to a thread. COMMIT, which may write to disk, goes
-        back to the connection's thread. The caller commits or rolls back inside the block;
-        either ends the inline mode.
+        ``BEGIN IMMEDIATE`` takes SQLite's write lock up front: in place when it is free (this
+        process's writers take turns before they get here), else on the connection's thread,
+        where waiting for another process's writer may take a while. Holding the lock, no
+        statement of the transaction can wait for one, and each is CPU work on pages in memory,
+        cheaper to run in place than to hand to a thread. So is COMMIT: with WAL and
+        ``synchronous=NORMAL`` it appends to the log without syncing it, and the checkpoints
+        that do sync are left to the caller (``on_commit`` is called after each commit, to
+        schedule them off the event loop; see ``models.db``). The caller commits or rolls back
+        inside the block; either ends the inline mode.
         """
-        await self._connection._execute(self._connection._conn.execute, "BEGIN IMMEDIATE")
-        self.inline = True
+        raw = self._connection._conn
+        if self._busy_timeout is None:
+            (self._busy_timeout,) = raw.execute("PRAGMA busy_timeout").fetchone()
+        raw.execute("PRAGMA busy_timeout=0")
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                raise
+            raw.execute(f"PRAGMA busy_timeout={int(self._busy_timeout)}")
+            await self._connection._execute(raw.execute, "BEGIN IMMEDIATE")
+        finally:
+            raw.execute(f"PRAGMA busy_timeout={int(self._busy_timeout)}")
+        self.inline, self._on_commit = True, on_commit
         try:
             yield
         finally:
-            self.inline = False
+            self.inline, self._on_commit = False, None
 
     def commit(self) -> None:
+        if not self.inline:
+            super().commit()
+            return
         self.inline = False
-        super().commit()
+        try:
+            self._connection._conn.commit()
+        except Exception as error:
+            self._handle_exception(error)
+        if self._on_commit is not None:
+            self._on_commit()
 
     def rollback(self) -> None:
         self.inline = False

@@ -8,6 +8,8 @@ column names, row counts, last row ids, error types and transaction semantics.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import shutil
 import sqlite3
 from collections.abc import AsyncIterator
 
@@ -19,6 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from models import migrate
 from models.base import DEFAULT_TENANT
+from models import db as db_module
 from models.db import Database
 from models.entities import Organization
 from models.ids import new_id
@@ -367,14 +370,14 @@ async def test_orm_insert_and_select(tmp_path, hops: Hops) -> None:
 # --- write transactions: statements on the event loop's thread ------------------------------------
 
 
-async def test_a_write_transaction_costs_two_hops_whatever_it_runs(db: Database, hops: Hops) -> None:
+async def test_a_write_transaction_costs_no_hop_whatever_it_runs(db: Database, hops: Hops) -> None:
     async with db.writing() as session:
         for n in range(5):
             await session.execute(insert(item).values(name=f"w{n}", qty=n))
         await session.execute(update(item).where(item.c.qty > 2).values(qty=0))
         assert (await session.execute(select(func.count()).select_from(item))).scalar() == 5
         await session.commit()
-    assert hops.calls == ["execute", "commit"]  # BEGIN IMMEDIATE, then COMMIT
+    assert hops.calls == []  # BEGIN IMMEDIATE (the lock was free), statements and COMMIT, all in place
     assert await names(db) == ["w0", "w1", "w2", "w3", "w4"]
 
 
@@ -419,6 +422,8 @@ async def test_a_write_transaction_waits_for_another_process_writer_without_bloc
     ticker.cancel()
     other.close()
     assert await names(db) == ["first", "second"]
+    async with db.engine.connect() as conn:  # the pool's one connection, as the writer left it
+        assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar() == 10000
 
 
 async def test_the_connection_leaves_inline_mode_with_its_transaction(db: Database) -> None:
@@ -430,3 +435,40 @@ async def test_the_connection_leaves_inline_mode_with_its_transaction(db: Databa
     async with db.reading() as session:
         raw = (await (await session.connection()).get_raw_connection()).dbapi_connection
         assert not raw.inline
+
+
+async def test_the_log_is_checkpointed_into_the_file_every_so_many_commits(
+    db: Database, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commits in place leave the checkpoints to the Database: every CHECKPOINT_EVERY units it
+    folds the write-ahead log into the database file, on a thread."""
+    monkeypatch.setattr(db_module, "CHECKPOINT_EVERY", 5)
+    checkpoints = 0
+    original = db.plain.checkpoint
+    await original()  # the file holds the table the fixture made
+
+    async def counting() -> None:
+        nonlocal checkpoints
+        checkpoints += 1
+        await original()
+
+    monkeypatch.setattr(db.plain, "checkpoint", counting)
+
+    def in_the_file_alone() -> list[str]:
+        """The names a copy of the database file holds without its write-ahead log."""
+        copy = tmp_path / "copy.db"
+        shutil.copyfile(tmp_path / "driver.db", copy)
+        with contextlib.closing(sqlite3.connect(copy)) as conn:
+            return [name for (name,) in conn.execute("SELECT name FROM item ORDER BY id")]
+
+    for n in range(4):
+        async with db.writing() as session:
+            await session.execute(insert(item).values(name=f"c{n}", qty=n))
+            await session.commit()
+    assert checkpoints == 0 and in_the_file_alone() == []  # all of it still in the log
+    async with db.writing() as session:
+        await session.execute(insert(item).values(name="c4", qty=4))
+        await session.commit()
+    await db._checkpointing
+    assert checkpoints == 1
+    assert in_the_file_alone() == ["c0", "c1", "c2", "c3", "c4"]
