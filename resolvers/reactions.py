@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
 
 from models.entities import Activity, Contact, Issue, Metric, Organization, Subscription, Ticket
 from models.enums import PRIORITY_RANK
@@ -45,14 +44,7 @@ async def route_by_customer(change: Change) -> None:
     organization = await uow.find(Organization, org_id)
     if organization is None:
         return  # the reference check reports it
-    subscriptions = await uow.session.scalars(
-        select(Subscription).where(
-            Subscription.tenant == uow.tenant,
-            Subscription.organization_id == org_id,
-            Subscription.deleted_at.is_(None),
-        )
-    )
-    subscription = pick_current_subscription(list(subscriptions))
+    subscription = pick_current_subscription(await uow.find_all(Subscription, organization_id=org_id))
     enterprise_plan = subscription is not None and "enterprise" in (subscription.plan or "").lower()
     if organization.tier == "ENTERPRISE" or enterprise_plan:
         if PRIORITY_RANK.get(values.get("priority") or "", 0) < PRIORITY_RANK["HIGH"]:

@@ -18,6 +18,8 @@ from models.ids import type_of
 from resolvers.errors import BadInput
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_TAGS = list[str]
+_DOCUMENTS = (dict, dict | None, _TAGS)  # annotations of JSON document fields
 META_FIELDS = frozenset({"id", "tenant", "version", "created_at", "updated_at", "created_by", "deleted_at"})
 
 
@@ -88,7 +90,7 @@ def clean(kind: type[Entity], values: dict[str, Any], *, creating: bool) -> dict
                 article = "an" if target.type_name[0] in "AEIOU" else "a"
                 raise BadInput(f"{field} must be the id of {article} {target.type_name}", field=field)
         expected = kind.model_fields[name].annotation
-        if isinstance(value, (list, dict)) or expected in (dict, dict | None, list[str]):
+        if isinstance(value, (list, dict)) or expected in _DOCUMENTS:
             _check_document(field, value, expected)
         out[name] = value
     if creating:
@@ -100,7 +102,7 @@ def clean(kind: type[Entity], values: dict[str, Any], *, creating: bool) -> dict
 
 def _check_document(field: str, value: Any, expected: Any) -> None:
     """Tags and labels are lists of short non-blank strings; dimensions are a JSON object."""
-    if expected == list[str]:
+    if expected == _TAGS:
         if not isinstance(value, list) or any(
             not isinstance(v, str) or not v.strip() or len(v) > 1000 or "\x00" in v for v in value
         ):
