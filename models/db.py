@@ -97,8 +97,9 @@ class Database:
 
     def _committed(self) -> None:
         """After each SQLite write unit: every ``CHECKPOINT_EVERY`` commits, fold the
-        write-ahead log into the database file on a thread (the connections do not do it
-        themselves: it syncs the disk, and their commits run on the event loop)."""
+        write-ahead log into the database file, from a reader's thread. The connections do not
+        do it themselves: SQLite would checkpoint inside a commit, syncing the disk while the
+        unit still holds the write lock, and every other writer would wait for it."""
         self._commits += 1
         idle = self._checkpointing is None or self._checkpointing.done()
         if self._commits % CHECKPOINT_EVERY == 0 and idle and self.plain is not None:
@@ -125,5 +126,5 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA wal_autocheckpoint=0")  # Database checkpoints on a thread instead
+    cursor.execute("PRAGMA wal_autocheckpoint=0")  # Database checkpoints besides (see _committed)
     cursor.close()
