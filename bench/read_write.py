@@ -472,6 +472,15 @@ def ratio(cells, scenario: str, num: str, den: str) -> float | None:
     return a.median("rps") / b.median("rps")
 
 
+def paired(cells, scenario: str, num: str, den: str) -> list[float]:
+    """C/A (or C/B) of each round on its own: the two servers ran minutes apart at most, so a
+    machine that speeds up or slows down during the run moves both."""
+    a, b = cells.get((scenario, num)), cells.get((scenario, den))
+    if not a or not b:
+        return []
+    return [x.rps / y.rps for x, y in zip(a.runs, b.runs) if y.rps]
+
+
 def table(cells, scenarios: list[str]) -> str:
     lines = [
         "| scenario | server | req/s (median) | req/s min–max | p50 ms | p99 ms | server CPU ms/req | other CPUs busy | errors |",
@@ -492,16 +501,21 @@ def table(cells, scenarios: list[str]) -> str:
 
 
 def ratios_table(cells, scenarios: list[str]) -> str:
-    lines = ["| scenario | C/A req/s | target | C/B req/s | target |", "|---|---:|---:|---:|---:|"]
+    lines = [
+        "| scenario | C/A req/s | per round | target | C/B req/s | per round | target |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for scenario in scenarios:
         parts = [scenario]
         for den in "AB":
             value = ratio(cells, scenario, "C", den)
+            rounds = paired(cells, scenario, "C", den)
             target = TARGETS.get((scenario, den))
             shown = "–" if value is None else f"{value:.3f}"
             if value is not None and target is not None:
                 shown += " ✅" if value >= target else " ❌"
-            parts += [shown, f"≥ {target:g}" if target else "–"]
+            spread = f"{min(rounds):.3f}–{max(rounds):.3f}" if rounds else "–"
+            parts += [shown, spread, f"≥ {target:g}" if target else "–"]
         lines.append("| " + " | ".join(parts) + " |")
     return "\n".join(lines)
 
@@ -578,7 +592,8 @@ def report(cells, scenarios, profiles, notes, args, tool: str, seconds: float) -
         f"- Data: `python -m graph seed {' '.join(SEED_ARGS)}` (SQLite, WAL), one copy per server.",
         f"- Load: closed loop, {args.connections} connections, {args.rounds} rounds × {args.duration:g} s per "
         f"server and scenario after a {args.warmup:g} s warm-up, servers interleaved A, B, C per round; one "
-        "uvicorn worker each. Numbers are medians over the rounds; req/s ratios are of the medians. "
+        "uvicorn worker each. Numbers are medians over the rounds; req/s ratios are of the medians "
+        "(\"per round\": the lowest and highest ratio within one round, whose runs were back to back). "
         "\"server CPU ms/req\" is the server process's user+system CPU time divided by the requests it answered; "
         "\"other CPUs busy\" is the CPU time of everything except that server and the load generator during the "
         "run (other processes on the machine), in CPUs: above ~0.1 the machine was not quiet and req/s suffers.",
