@@ -7,9 +7,10 @@ before-hooks → apply → version + 1 → append the event → after-hooks → 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+import copy
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from pydantic_core import PydanticUndefined
@@ -143,11 +144,9 @@ class UnitOfWork:
 
     async def find_all(self, kind: type[Entity], **equal: Any) -> list[Entity]:
         """The live entities of this tenant whose columns equal ``equal``, oldest first."""
-        table = kind.__table__
-        query = select(*table.columns).where(
-            table.c.tenant == self.tenant, table.c.deleted_at.is_(None), *(table.c[k] == v for k, v in equal.items())
-        ).order_by(table.c.created_at, table.c.id)
-        return [_entity(kind, row._asdict()) for row in await self.session.execute(query)]
+        query = _find_all_statement(kind, tuple(equal))
+        parameters = {"tenant": self.tenant} | {f"eq_{k}": v for k, v in equal.items()}
+        return [_entity(kind, row._asdict()) for row in await self.session.execute(query, parameters)]
 
     async def _check_references(self, kind: type[Entity], values: dict[str, Any]) -> None:
         for column, target in references(kind).items():
@@ -328,6 +327,17 @@ def _statements(kind: type) -> _Statements:
     )  # fmt: skip
 
 
+@cache
+def _find_all_statement(kind: type, columns: tuple[str, ...]) -> Any:
+    table = kind.__table__
+    equal = (table.c[name] == bindparam(f"eq_{name}") for name in columns)
+    return (
+        select(*table.columns)
+        .where(table.c.tenant == bindparam("tenant"), table.c.deleted_at.is_(None), *equal)
+        .order_by(table.c.created_at, table.c.id)
+    )
+
+
 def _entity(kind: type, values: dict[str, Any]) -> Entity:
     """An entity with exactly these column values, built the way the ORM builds the rows it
     loads: no ``__init__`` (whose pydantic and SQLAlchemy bookkeeping costs twenty times more),
@@ -351,12 +361,15 @@ def _defaults(kind: type) -> dict[str, Any]:
 
 @cache
 def _declared_defaults(kind: type) -> tuple[dict[str, Any], tuple[tuple[str, Any], ...]]:
-    fixed = {
-        name: f.default for name, f in kind.model_fields.items()
-        if f.default_factory is None and f.default is not PydanticUndefined
-    }  # fmt: skip
-    factories = tuple((name, f.default_factory) for name, f in kind.model_fields.items() if f.default_factory)
-    return fixed, factories
+    fixed, factories = {}, []
+    for name, f in kind.model_fields.items():
+        if f.default_factory is not None:
+            factories.append((name, f.default_factory))
+        elif isinstance(f.default, (list, dict, set)):  # each entity gets its own copy, as pydantic does
+            factories.append((name, partial(copy.deepcopy, f.default)))
+        elif f.default is not PydanticUndefined:
+            fixed[name] = f.default
+    return fixed, tuple(factories)
 
 
 @cache
