@@ -21,7 +21,7 @@ class Event(SQLModel, table=True):
     prefix: ClassVar[str] = "evt"
     __table_args__ = (
         UniqueConstraint("tenant", "seq", name="uq_event_tenant_seq"),
-        Index("ix_event_tenant_target_seq", "tenant", "target", "seq"),
+        Index("ix_event_tenant_target_seq", "tenant", "target", "seq", "id"),  # an entity's events, listed
     )
 
     id: str = Field(primary_key=True, sa_type=String(40))
