@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 import models.entities  # noqa: F401  (registers the tables)
@@ -49,6 +50,11 @@ class Database:
         kwargs: dict = {"echo": echo}
         if self.is_sqlite and self.url.startswith("sqlite+aiosqlite"):
             kwargs["module"] = OneHopDBAPI()
+            # one request's loaders read in parallel, each on a connection of its own: a pool
+            # smaller than that opens (a thread, a file, the pragmas) and closes connections
+            # on every request
+            if make_url(self.url).database not in (None, "", ":memory:"):
+                kwargs.update(pool_size=20, max_overflow=20)
         if not self.is_sqlite:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
