@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, TypeVar
 
 import orjson
@@ -30,6 +31,7 @@ from sqlalchemy import String, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import InvalidRequestError
+from sqlalchemy.orm import configure_mappers
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.expression import column as sql_column
 
@@ -100,11 +102,27 @@ class PlainReads:
         self._readers = readers
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
+        self._compiled: dict[Any, Compiled] = {}
         #: called with each statement's SQL before it runs (as SQLAlchemy's before_cursor_execute)
         self.listeners: list[Callable[[str], None]] = []
 
     def compile(self, statement: Select) -> Compiled:
         return Compiled.of(statement, self.dialect)
+
+    def compiled(self, key: Any, build: Callable[[], Select]) -> Compiled:
+        """The statement ``build()`` makes, compiled the first time ``key`` is asked for."""
+        statement = self._compiled.get(key)
+        if statement is None:
+            statement = self._compiled[key] = self.compile(build())
+        return statement
+
+    async def rows(self, statement: Compiled, values: dict[str, Any]) -> list[dict[str, Any]]:
+        """The rows of one statement."""
+
+        def read() -> Read[list[dict[str, Any]]]:
+            return (yield statement, values)
+
+        return await self.run(read())
 
     async def run(self, read: Read[T]) -> T:
         if self._sqlite_path is not None:
@@ -189,3 +207,19 @@ def in_ids(column: Any, dialect: str) -> Any:
 
 def ids_value(ids: Any, dialect: str) -> Any:
     return list(ids) if dialect == "postgresql" else orjson.dumps(list(ids)).decode()
+
+
+def as_entity(kind: type, values: dict[str, Any]) -> Any:
+    """A row as an instance of its table's class, built the way the ORM builds the rows it loads:
+    no ``__init__`` (whose pydantic and SQLAlchemy bookkeeping costs twenty times more) and no
+    session. Reading its attributes is all such an entity is for; whoever changes one writes the
+    change with a statement of its own (see resolvers/unit.py)."""
+    entity = _manager(kind).new_instance()
+    entity.__dict__.update(values)
+    return entity
+
+
+@cache
+def _manager(kind: type) -> Any:
+    configure_mappers()  # what the first __init__ or query would do
+    return kind._sa_class_manager

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiodataloader import DataLoader
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from models.db import Database
+from models.plain import as_entity, ids_value, in_ids
 from models.entities import Subscription
 
 #: Which subscription is an organization's current one: the first state wins.
@@ -39,7 +40,7 @@ class Loaders:
         if key not in self._loaders:
 
             async def load(ids: Sequence[str]) -> list[Any]:
-                rows = await self._select(kind, kind.id.in_(ids))
+                rows = await self._select(kind, "id", ids, live_only=False)
                 found = {row.id: row for row in rows}
                 return [found.get(id_) for id_ in ids]
 
@@ -50,12 +51,9 @@ class Loaders:
         """Live ``kind`` rows grouped by a relation column, oldest first (``issues by ticket``)."""
         key = ("many", kind, column)
         if key not in self._loaders:
-            col = kind.__table__.columns[column]
 
             async def load(keys: Sequence[str]) -> list[list[Any]]:
-                rows = await self._select(
-                    kind, col.in_(keys), kind.deleted_at.is_(None), order=(kind.created_at, kind.id)
-                )
+                rows = await self._select(kind, column, keys, live_only=True)
                 grouped: dict[str, list[Any]] = defaultdict(list)
                 for row in rows:
                     grouped[getattr(row, column)].append(row)
@@ -71,9 +69,34 @@ class Loaders:
         subscriptions = await self.many_by(Subscription, "organization_id").load(organization_id)
         return pick_current_subscription(subscriptions)
 
-    async def _select(self, kind: type, *conditions, order=()) -> list[Any]:
-        statement = select(kind).where(kind.tenant == self.tenant, *conditions)
-        if order:
-            statement = statement.order_by(*order)
-        async with self.db.reading() as session:
-            return list((await session.execute(statement)).scalars())
+    async def _select(self, kind: type, column: str, keys: Sequence[str], *, live_only: bool) -> list[Any]:
+        """The ``kind`` rows of this tenant whose ``column`` is one of ``keys``, oldest first."""
+        plain = self.db.plain
+        if plain is None:  # an in-memory SQLite database: only the engine's connection sees it
+            async with self.db.reading() as session:
+                statement = _keyed(kind, column, live_only, "", tenant=self.tenant, keys=keys)
+                return list((await session.execute(statement)).scalars())
+        dialect = plain.dialect.name
+        statement = plain.compiled(
+            ("loader", kind, column, live_only), lambda: _keyed(kind, column, live_only, dialect)
+        )
+        rows = await plain.rows(statement, {"tenant": self.tenant, "ids": ids_value(keys, dialect)})
+        return [as_entity(kind, row) for row in rows]
+
+
+def _keyed(
+    kind: type, column: str, live_only: bool, dialect: str, *, tenant: str | None = None, keys: Sequence[str] = ()
+) -> Any:
+    """Rows whose ``column`` is among some keys (live ones oldest first, else in any order): bound
+    later (``dialect`` given, plain reads) or now (ORM entities, for an in-memory database)."""
+    table = kind.__table__
+    if dialect:
+        selected = list(table.columns)
+        conditions = [table.c.tenant == bindparam("tenant"), in_ids(table.c[column], dialect)]
+    else:
+        selected, conditions = [kind], [table.c.tenant == tenant, table.c[column].in_(keys)]
+    statement = select(*selected)
+    if live_only:
+        conditions.append(table.c.deleted_at.is_(None))
+        statement = statement.order_by(table.c.created_at, table.c.id)
+    return statement.where(*conditions)

@@ -17,7 +17,6 @@ from pydantic_core import PydanticUndefined
 from sqlalchemy import UniqueConstraint, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import configure_mappers
 
 from models.base import Entity
 from models.db import Database
@@ -25,6 +24,7 @@ from models.event import Event, TenantSequence
 from models.history import api_name, jsonable, snapshot
 from models.ids import new_id, type_of
 from models.lifecycle import LIFECYCLES, event_type
+from models.plain import as_entity
 from models.types import utcnow
 from resolvers.errors import BadInput, InvalidTransition, NotFound, VersionConflict
 from resolvers.hooks import Change, run_after, run_before
@@ -129,7 +129,7 @@ class UnitOfWork:
         row = (await self.session.execute(query, {"id": id_, "tenant": self.tenant})).first()
         if row is None:
             raise NotFound(f"No {kind.type_name} with id {id_!r}", id=id_)
-        entity = _entity(kind, row._asdict())
+        entity = as_entity(kind, row._asdict())
         if lock:
             self._held[id_] = entity
         self._live.add(id_)
@@ -146,7 +146,7 @@ class UnitOfWork:
         """The live entities of this tenant whose columns equal ``equal``, oldest first."""
         query = _find_all_statement(kind, tuple(equal))
         parameters = {"tenant": self.tenant} | {f"eq_{k}": v for k, v in equal.items()}
-        return [_entity(kind, row._asdict()) for row in await self.session.execute(query, parameters)]
+        return [as_entity(kind, row._asdict()) for row in await self.session.execute(query, parameters)]
 
     async def _check_references(self, kind: type[Entity], values: dict[str, Any]) -> None:
         for column, target in references(kind).items():
@@ -186,7 +186,7 @@ class UnitOfWork:
         """Create an entity (verb ``create``) with its ``Created`` event."""
         values = clean(kind, values, creating=True)
         now = utcnow()
-        entity = _entity(kind, _defaults(kind) | {
+        entity = as_entity(kind, _defaults(kind) | {
             "id": new_id(kind.prefix), "tenant": self.tenant, "created_by": self.actor, "version": 1,
             "created_at": now, "updated_at": now, "deleted_at": None,
         })  # fmt: skip
@@ -336,21 +336,6 @@ def _find_all_statement(kind: type, columns: tuple[str, ...]) -> Any:
         .where(table.c.tenant == bindparam("tenant"), table.c.deleted_at.is_(None), *equal)
         .order_by(table.c.created_at, table.c.id)
     )
-
-
-def _entity(kind: type, values: dict[str, Any]) -> Entity:
-    """An entity with exactly these column values, built the way the ORM builds the rows it
-    loads: no ``__init__`` (whose pydantic and SQLAlchemy bookkeeping costs twenty times more),
-    no session. A unit writes what its verbs change itself (``_write``)."""
-    entity = _manager(kind).new_instance()
-    entity.__dict__.update(values)
-    return entity
-
-
-@cache
-def _manager(kind: type) -> Any:
-    configure_mappers()  # what the first __init__ or query would do
-    return kind._sa_class_manager
 
 
 def _defaults(kind: type) -> dict[str, Any]:
