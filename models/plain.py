@@ -126,9 +126,7 @@ class PlainReads:
 
     async def run(self, read: Read[T]) -> T:
         if self._sqlite_path is not None:
-            if self._threads is None:
-                self._threads = ThreadPoolExecutor(self._readers, thread_name_prefix="plain-read")
-            return await asyncio.get_running_loop().run_in_executor(self._threads, self._run_sqlite, read)
+            return await asyncio.get_running_loop().run_in_executor(self._pool(), self._run_sqlite, read)
         async with self.engine.connect() as connection:
             driver = (await connection.get_raw_connection()).driver_connection
             try:
@@ -144,10 +142,15 @@ class PlainReads:
                 except StopIteration as done:
                     return done.value
 
-    def _run_sqlite(self, read: Read[T]) -> T:
+    def _connection(self) -> sqlite3.Connection:
+        """This reader thread's own connection."""
         connection = getattr(self._local, "connection", None)
         if connection is None:
             connection = self._local.connection = self._open()
+        return connection
+
+    def _run_sqlite(self, read: Read[T]) -> T:
+        connection = self._connection()
         connection.execute("BEGIN")
         try:
             try:
@@ -168,17 +171,16 @@ class PlainReads:
     async def checkpoint(self) -> None:
         """Copy SQLite's write-ahead log into the database file, on a reader thread (PASSIVE:
         it waits for nobody; what readers still need is copied next time)."""
-        if self._sqlite_path is None:
-            return
+        if self._sqlite_path is not None:
+            await asyncio.get_running_loop().run_in_executor(self._pool(), self._checkpoint)
+
+    def _pool(self) -> ThreadPoolExecutor:
         if self._threads is None:
             self._threads = ThreadPoolExecutor(self._readers, thread_name_prefix="plain-read")
-        await asyncio.get_running_loop().run_in_executor(self._threads, self._checkpoint)
+        return self._threads
 
     def _checkpoint(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._local.connection = self._open()
-        connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _open(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self._sqlite_path, isolation_level=None, check_same_thread=False)
