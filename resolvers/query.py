@@ -22,6 +22,7 @@ from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.expression import column as sql_column
 
 from models.db import Database
+from models.plain import as_entity
 from resolvers.errors import BadInput
 
 DEFAULT_PAGE = 20
@@ -249,8 +250,9 @@ async def find(
         kind, tenant=tenant, dialect=db.dialect, where=where, scope=scope, include_deleted=include_deleted
     )
     keys = order_keys(kind, order)
+    columns = list(kind.__table__.columns)
     statement = page_statement(
-        condition, keys, [kind], size=size, from_end=from_end,
+        condition, keys, columns, size=size, from_end=from_end,
         after=None if after is None else decode_cursor(after, keys),
         before=None if before is None else decode_cursor(before, keys),
     )  # fmt: skip
@@ -260,14 +262,15 @@ async def find(
     result = result[:size]
     if from_end:
         result.reverse()
-    cursors = [encode_cursor(list(r[1:])) for r in result]
+    width, names = len(columns), [c.key for c in columns]
+    cursors = [encode_cursor(list(r[width:])) for r in result]
 
     async def count() -> int:
         async with db.reading() as session:
             return (await session.execute(count_statement(kind, condition))).scalar_one()
 
     return Page(
-        rows=[r[0] for r in result],
+        rows=[as_entity(kind, dict(zip(names, r))) for r in result],
         cursors=cursors,
         has_next=more if not from_end else before is not None,
         has_previous=more if from_end else after is not None,
@@ -281,7 +284,8 @@ async def get(db: Database, kind: type, *, tenant: str, id_: str, include_delete
     if not include_deleted and hasattr(kind, "deleted_at"):
         condition = and_(condition, kind.deleted_at.is_(None))
     async with db.reading() as session:
-        return (await session.execute(select(kind).where(condition))).scalar()
+        row = (await session.execute(select(*kind.__table__.columns).where(condition))).first()
+    return None if row is None else as_entity(kind, row._asdict())
 
 
 # --- the same filters, on one entity in memory ---------------------------------------------------
