@@ -322,7 +322,7 @@ def _statements(kind: type) -> _Statements:
     live = (kind.id == bindparam("id"), kind.tenant == bindparam("tenant"), kind.deleted_at.is_(None))
     read = select(*table.columns).where(*live)
     return _Statements(
-        read, read.with_for_update(), select(kind.id).where(*live), insert(table),
+        read, read.with_for_update(), select(table.c.id).where(*live), insert(table),
         update(table).where(table.c.id == bindparam("row_id")),
     )  # fmt: skip
 
