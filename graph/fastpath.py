@@ -25,7 +25,6 @@ from models.base import ENTITIES
 from models.history import api_names
 from models.plain import ids_value, in_ids
 from resolvers import query
-from resolvers.query import encode_cursor
 from resolvers.errors import DomainError
 from resolvers.validate import references
 
@@ -277,8 +276,8 @@ def _read(plan: Plan, statements: dict, values: dict, size: int, from_end: bool,
     rows = result_rows[:size]
     if from_end:
         rows.reverse()
-    width = len(statements["page"].columns) - len(query.order_keys(plan.kind))
-    cursors = [encode_cursor(list(row.values())[width:]) for row in rows] if plan.cursors else []
+    width = len(_columns(plan))  # then the sort keys, for the cursors
+    cursors = [query.encode_cursor(list(row.values())[width:]) for row in rows] if plan.cursors else []
     result: dict[str, Any] = {}
     for key, part, detail in plan.parts:
         if part == "totalCount":
