@@ -558,9 +558,6 @@ async def test_disconnects_and_completes_release_taps_feeds_and_tasks(server, ap
     )
 
 
-# Ending a shared execution in the middle of a result cancels graphql-core while it resolves
-# fields; the resolver coroutines it had made but not awaited yet are warned about when collected.
-@pytest.mark.filterwarnings("ignore:coroutine .*_async_resolver' was never awaited:RuntimeWarning")
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_closing_while_results_are_on_their_way_releases_everything(server, api, quiet, protocol):
     """A client that closes in the middle of a burst: a send can fail on the closed socket, and
