@@ -82,6 +82,14 @@ def drop_postgres_database(url: str) -> None:
     asyncio.run(drop())
 
 
+def require(reason: str | None, suite: str = "PostgreSQL") -> None:
+    """Skip where a service is absent (a laptop without it); in CI (``CI=true``) that fails."""
+    if reason:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI must run the {suite} suite: {reason}")
+        pytest.skip(reason)
+
+
 @contextlib.contextmanager
 def fresh_database(kind: str, directory) -> Iterator[str]:
     """A new empty database of ``kind`` ("sqlite" or "postgresql") for one test; its URL.
@@ -91,11 +99,7 @@ def fresh_database(kind: str, directory) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite+aiosqlite:///{directory / f'fresh-{uuid.uuid4().hex[:8]}.db'}"
         return
-    reason = postgres_unreachable()
-    if reason:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI must run the PostgreSQL suite: {reason}")
-        pytest.skip(reason)
+    require(postgres_unreachable())
     url = create_postgres_database()
     try:
         yield url

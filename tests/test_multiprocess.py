@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -36,11 +35,10 @@ from models.base import DEFAULT_TENANT
 from resolvers.broker import CHANNEL
 from tests import ws_client as ws
 from tests.databases import (
-    REDIS_URL, create_postgres_database, drop_postgres_database, postgres_unreachable, redis_unreachable,
+    REDIS_URL, create_postgres_database, drop_postgres_database, postgres_unreachable, redis_unreachable, require,
 )
 from tests.procs import Serve, serving
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 #: Seconds a single event, request or state change may take before the test fails.
 WAIT = 30.0
 #: Writers per worker and updates per writer in the concurrency test (2 workers × 20 updates).
@@ -66,13 +64,6 @@ query($after: String) {{
 """
 
 
-def _unavailable(reason: str | None) -> None:
-    if reason:
-        if IN_CI:
-            pytest.fail(f"CI must run the multi-process suite: {reason}")
-        pytest.skip(reason)
-
-
 @dataclass
 class Cluster:
     kind: str
@@ -85,9 +76,9 @@ class Cluster:
 @pytest.fixture(scope="module", params=["redis", "postgresql"])
 def cluster(request: pytest.FixtureRequest):
     """Workers A and B on one fresh database and one broker of the kind."""
-    _unavailable(postgres_unreachable())
+    require(postgres_unreachable(), "multi-process")
     if request.param == "redis":
-        _unavailable(redis_unreachable())
+        require(redis_unreachable(), "multi-process")
     database_url = create_postgres_database()
     try:
         if request.param == "redis":

@@ -13,7 +13,6 @@ Two layers:
 
 from __future__ import annotations
 
-import os
 import random
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -29,7 +28,7 @@ from models.db import Database
 from models.entities import Ticket
 from resolvers.support_metrics import support_metrics
 from resolvers.unit import UnitOfWork
-from tests.databases import create_postgres_database, drop_postgres_database, postgres_unreachable
+from tests.databases import fresh_database
 
 #: SQLite's date functions keep milliseconds, so durations computed from timestamps with
 #: microseconds may be off by up to a millisecond there.
@@ -79,16 +78,10 @@ def assert_stats(actual, expected: dict, tolerance: float = 1e-9) -> None:
 
 
 @pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A private PostgreSQL database for this module's resolver tests."""
-    reason = postgres_unreachable()
-    if reason:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI must run the PostgreSQL suite: {reason}")
-        pytest.skip(reason)
-    url = create_postgres_database()
-    yield url
-    drop_postgres_database(url)
+    with fresh_database("postgresql", tmp_path_factory.mktemp("metrics")) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
