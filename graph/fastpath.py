@@ -60,7 +60,8 @@ class Plan:
     kind: type
     arguments: dict[str, tuple[str, Any]]  # name → ("value", v) | ("variable", name)
     parts: list[tuple[str, str, Any]]  # (key, part, detail)
-    #: compiled statements, per page shape and dialect (filled as they are first needed)
+    keys: list  # the list's sort keys (the default order), for the page and its cursors
+    #: compiled page statements, per page shape and dialect (filled as they are first needed)
     statements: dict[tuple, Any] = field(default_factory=dict)
 
     @property
@@ -125,7 +126,7 @@ def compile_plan(source: str, operation_name: str | None) -> Plan | None:
     parts = _connection(root, kind)
     if parts is None:
         return None
-    return Plan(_key(root), kind, arguments, parts)
+    return Plan(_key(root), kind, arguments, parts, query.order_keys(kind))
 
 
 def _plain_field(node: Any) -> bool:
@@ -220,7 +221,8 @@ def _node(selection: FieldNode, kind: type, depth: int = 0) -> Node | None:
 
 # --- running a plan ---------------------------------------------------------------------------
 # A plan runs as one plain read (models.plain): the page, then one statement per entity kind and
-# level of relations, each compiled once per plan, page shape and dialect.
+# level of relations. Page statements are compiled once per plan, page shape and dialect; the
+# relations' once per database, kind and columns (plans share them).
 
 
 async def run(plan: Plan, variables: dict[str, Any], db: Any, tenant: str) -> dict[str, Any] | None:
@@ -237,7 +239,7 @@ async def run(plan: Plan, variables: dict[str, Any], db: Any, tenant: str) -> di
             return None
     try:
         size, from_end = query.page_size(arguments.get("first"), arguments.get("last"))
-        keys = query.order_keys(plan.kind)
+        keys = plan.keys
         after, before = (
             None if arguments.get(k) is None else query.decode_cursor(arguments[k], keys) for k in ("after", "before")
         )
@@ -286,7 +288,7 @@ def _read(plan: Plan, statements: dict, values: dict, size: int, from_end: bool,
         elif part == "typename":
             result[key] = detail
         elif part == "nodes":
-            result[key] = yield from _build(detail, rows, plan, plain, tenant)
+            result[key] = yield from _build(detail, rows, plain, tenant)
         elif part == "edges":
             edges: list[dict] = [{} for _ in rows]
             for edge_key, what, node in detail:
@@ -297,7 +299,7 @@ def _read(plan: Plan, statements: dict, values: dict, size: int, from_end: bool,
                     for edge in edges:
                         edge[edge_key] = node
                 else:
-                    for edge, item in zip(edges, (yield from _build(node, rows, plan, plain, tenant))):
+                    for edge, item in zip(edges, (yield from _build(node, rows, plain, tenant))):
                         edge[edge_key] = item
             result[key] = edges
         else:
@@ -317,7 +319,7 @@ def _columns(plan: Plan) -> list[str]:
     return list(dict.fromkeys(c for node in nodes for c in node.columns)) or ["id"]
 
 
-def _build(node: Node, rows: list[dict | None], plan: Plan, plain: Any, tenant: str):
+def _build(node: Node, rows: list[dict | None], plain: Any, tenant: str):
     """Response objects for ``rows`` (None for a missing relation), relations batched per kind
     (a generator of statements, like the read it is part of)."""
     objects: list[dict | None] = []
@@ -342,22 +344,21 @@ def _build(node: Node, rows: list[dict | None], plan: Plan, plain: Any, tenant: 
         if not ids:
             fetched[kind] = {}
             continue
-        statement = _by_id_statement(plan, plain, kind, tuple(columns))
+        statement = _by_id_statement(plain, kind, tuple(columns))
         found = yield statement, {"tenant": tenant, "ids": ids_value(ids, plain.dialect.name)}
         fetched[kind] = {row["id"]: row for row in found}
     for key, column, child in node.relations:
         targets = [None if row is None or row[column] is None else fetched[child.kind].get(row[column]) for row in rows]
-        for item, value in zip(objects, (yield from _build(child, targets, plan, plain, tenant))):
+        for item, value in zip(objects, (yield from _build(child, targets, plain, tenant))):
             if item is not None:
                 item[key] = value
     return objects
 
 
-def _by_id_statement(plan: Plan, plain: Any, kind: type, columns: tuple[str, ...]) -> Any:
-    shape = (plain.dialect.name, kind, columns)
-    statement = plan.statements.get(shape)
-    if statement is None:
+def _by_id_statement(plain: Any, kind: type, columns: tuple[str, ...]) -> Any:
+    def build() -> Any:
         table = kind.__table__.columns
         condition = and_(kind.tenant == bindparam("tenant"), in_ids(kind.id, plain.dialect.name))
-        statement = plan.statements[shape] = plain.compile(select(*(table[c] for c in columns)).where(condition))
-    return statement
+        return select(*(table[c] for c in columns)).where(condition)
+
+    return plain.compiled(("fastpath by id", kind, columns), build)
