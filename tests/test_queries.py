@@ -439,26 +439,20 @@ def test_direction_defaults_to_asc(server, ordered):
 # --- pagination ----------------------------------------------------------------------------------
 
 
-def walk_forward(server, where: dict, order_by: list | None, size: int) -> list[dict]:
-    pages, after = [], None
+def walk(server, where: dict, order_by: list | None, size: int, *, backward: bool = False) -> list[dict]:
+    """Every page, following the cursors forward (first/after) or backward (last/before)."""
+    size_arg, cursor_arg, more, cursor_field = (
+        ("last", "before", "hasPreviousPage", "startCursor") if backward
+        else ("first", "after", "hasNextPage", "endCursor")
+    )  # fmt: skip
+    pages, cursor = [], None
     for _ in range(50):
-        page = listing(server, "tickets", where, order_by, first=size, after=after)
+        page = listing(server, "tickets", where, order_by, **{size_arg: size, cursor_arg: cursor})
         pages.append(page)
-        if not page["pageInfo"]["hasNextPage"]:
+        if not page["pageInfo"][more]:
             return pages
-        after = page["pageInfo"]["endCursor"]
-    raise AssertionError("forward walk did not end")
-
-
-def walk_backward(server, where: dict, order_by: list | None, size: int) -> list[dict]:
-    pages, before = [], None
-    for _ in range(50):
-        page = listing(server, "tickets", where, order_by, last=size, before=before)
-        pages.append(page)
-        if not page["pageInfo"]["hasPreviousPage"]:
-            return pages
-        before = page["pageInfo"]["startCursor"]
-    raise AssertionError("backward walk did not end")
+        cursor = page["pageInfo"][cursor_field]
+    raise AssertionError(f"{'backward' if backward else 'forward'} walk did not end")
 
 
 def check_page_cursors(page: dict) -> None:
@@ -482,7 +476,7 @@ def test_walk_all_pages_both_ways(server, ordered, keys, size):
     assert ticket_ids(server, where, order_by) == full
     pages_needed = -(-len(full) // size)
 
-    forward = walk_forward(server, where, order_by, size)
+    forward = walk(server, where, order_by, size)
     assert [i for p in forward for i in p["ids"]] == full
     assert len(forward) == pages_needed
     for n, page in enumerate(forward):
@@ -492,7 +486,7 @@ def test_walk_all_pages_both_ways(server, ordered, keys, size):
         assert page["pageInfo"]["hasPreviousPage"] == (n > 0)
         check_page_cursors(page)
 
-    backward = walk_backward(server, where, order_by, size)
+    backward = walk(server, where, order_by, size, backward=True)
     assert [i for p in reversed(backward) for i in p["ids"]] == full
     assert len(backward) == pages_needed
     for n, page in enumerate(backward):
