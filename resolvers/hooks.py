@@ -18,7 +18,8 @@ from resolvers.errors import DomainError, HookFailed
 
 if TYPE_CHECKING:
     from models.base import Entity
-    from resolvers.unit import PendingEvent, UnitOfWork
+    from models.event import Event
+    from resolvers.unit import UnitOfWork
 
 
 @dataclass
@@ -35,7 +36,7 @@ class Change:
     args: dict[str, Any] = field(default_factory=dict)
     #: the state before the verb (None on create).
     before: dict[str, Any] | None = None
-    event: PendingEvent | None = None
+    event: Event | None = None
 
 
 log = logging.getLogger("support_graph.hooks")

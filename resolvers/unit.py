@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 import copy
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cache, partial
 from typing import Any
 
@@ -33,27 +32,6 @@ from resolvers.validate import clean, references
 Publish = Callable[[str, int], Awaitable[None]]
 
 
-@dataclass(slots=True)
-class PendingEvent:
-    """An event of this unit, as it will be written to the ``event`` table (``models.event``)
-    at commit, where it gets its ``seq``."""
-
-    id: str
-    tenant: str
-    type: str
-    entity_type: str
-    target: str
-    actor: str
-    timestamp: datetime
-    version: int
-    data: dict[str, Any]
-    cause_id: str | None = None
-    seq: int | None = None
-
-
-_EVENT_COLUMNS = tuple(Event.__table__.columns.keys())
-
-
 class UnitOfWork:
     """A write transaction on behalf of one actor of one tenant.
 
@@ -67,7 +45,7 @@ class UnitOfWork:
         self.tenant = tenant
         self.actor = actor
         self.publish = publish
-        self.events: list[PendingEvent] = []
+        self.events: list[Event] = []
         self._causes: list[str] = []
         #: entities this unit created or row-locked: live, in this tenant, no need to ask again
         self._held: dict[str, Entity] = {}
@@ -111,7 +89,7 @@ class UnitOfWork:
             for offset, event in enumerate(self.events):
                 event.seq = last - len(self.events) + 1 + offset
             # events are written once and never changed: a plain INSERT, not ORM bookkeeping
-            rows = [{name: getattr(event, name) for name in _EVENT_COLUMNS} for event in self.events]
+            rows = [{name: getattr(event, name) for name in _columns(Event)} for event in self.events]
             await self.session.execute(_statements(Event).insert, rows)
         await self.session.commit()
 
@@ -272,20 +250,14 @@ class UnitOfWork:
 
     # --- the event log --------------------------------------------------------------------------
 
-    async def _append(self, entity: Entity, type_: str, data: dict[str, Any]) -> PendingEvent:
+    async def _append(self, entity: Entity, type_: str, data: dict[str, Any]) -> Event:
         """Record an event; it is numbered and written at commit (see ``_commit``)."""
-        event = PendingEvent(
-            id=new_id("evt"),
-            tenant=self.tenant,
-            type=type_,
-            entity_type=type(entity).type_name,
-            target=entity.id,
-            actor=self.actor,
-            timestamp=entity.updated_at,
-            version=entity.version,
-            data=data,
-            cause_id=self._causes[-1] if self._causes else None,
-        )
+        event = as_entity(Event, {
+            "id": new_id("evt"), "tenant": self.tenant, "seq": None, "type": type_,
+            "entity_type": type(entity).type_name, "target": entity.id, "actor": self.actor,
+            "timestamp": entity.updated_at, "version": entity.version, "data": data,
+            "cause_id": self._causes[-1] if self._causes else None,
+        })  # fmt: skip
         self.events.append(event)
         return event
 
