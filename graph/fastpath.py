@@ -226,10 +226,7 @@ def _node(selection: FieldNode, kind: type, depth: int = 0) -> Node | None:
 
 
 async def run(plan: Plan, variables: dict[str, Any], db: Any, tenant: str) -> dict[str, Any] | None:
-    """The ``data`` of the plan's answer, or None where the full path must answer (an error, or a
-    database plain reads cannot reach)."""
-    if db.plain is None:
-        return None
+    """The ``data`` of the plan's answer, or None where the full path must answer (an error)."""
     arguments = {}
     for name, (how, value) in plan.arguments.items():
         arguments[name] = variables.get(value) if how == "variable" else value

@@ -64,10 +64,8 @@ class Database:
         self._write_lock: asyncio.Lock | None = None
         self._commits = 0
         self._checkpointing: asyncio.Task | None = None
-        in_memory = self.is_sqlite and self.engine.url.database in (None, "", ":memory:")
-        #: statements compiled once and run on the driver (None: an in-memory SQLite database,
-        #: which only the engine's own connection can see)
-        self.plain: PlainReads | None = None if in_memory else PlainReads(self.engine)
+        #: statements compiled once and run on the driver
+        self.plain = PlainReads(self.engine)
 
     @property
     def dialect(self) -> str:
@@ -108,7 +106,7 @@ class Database:
         unit still holds the write lock, and every other writer would wait for it."""
         self._commits += 1
         idle = self._checkpointing is None or self._checkpointing.done()
-        if self._commits % CHECKPOINT_EVERY == 0 and idle and self.plain is not None:
+        if self._commits % CHECKPOINT_EVERY == 0 and idle:
             self._checkpointing = asyncio.get_running_loop().create_task(self._checkpoint())
 
     async def _checkpoint(self) -> None:
@@ -120,9 +118,8 @@ class Database:
     async def dispose(self) -> None:
         if self._checkpointing is not None:
             await self._checkpointing
-        if self.plain is not None:
-            await self._checkpoint()
-            self.plain.close()
+        await self._checkpoint()
+        self.plain.close()
         await self.engine.dispose()
 
 

@@ -9,7 +9,8 @@ of the last — in one go:
 * SQLite: one hop to a reader thread that keeps its own ``sqlite3`` connection, all statements
   inside one read transaction (one snapshot);
 * PostgreSQL: on a pooled asyncpg connection, one round trip per statement (asyncpg prepares
-  and caches each statement).
+  and caches each statement);
+* an in-memory SQLite database: on the engine's own connection (the only one that sees it).
 
 Values are converted by the same bind and result processors SQLAlchemy would apply, so a plain
 read returns exactly what ``session.execute`` would.
@@ -97,13 +98,17 @@ class PlainReads:
         self.engine = engine
         self.dialect = engine.dialect
         database = engine.url.database
-        self._sqlite_path = database if engine.dialect.name == "sqlite" else None
+        in_memory = database in (None, "", ":memory:")
+        #: a SQLite file, read by threads of our own; None: PostgreSQL, or an in-memory SQLite
+        #: database, which only the engine's own connection can see
+        self._sqlite_path = database if engine.dialect.name == "sqlite" and not in_memory else None
         self._threads: ThreadPoolExecutor | None = None
         self._readers = readers
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._compiled: dict[Any, Compiled] = {}
-        #: called with each statement's SQL before it runs (as SQLAlchemy's before_cursor_execute)
+        #: called with the SQL of each statement run past the engine, before it runs (as
+        #: SQLAlchemy's before_cursor_execute is for the others)
         self.listeners: list[Callable[[str], None]] = []
 
     def compile(self, statement: Select) -> Compiled:
@@ -134,9 +139,13 @@ class PlainReads:
             except StopIteration as done:  # a read that needed no statement
                 return done.value
             while True:
-                for listener in self.listeners:
-                    listener(statement.sql)
-                raw = await driver.fetch(statement.sql, *statement.parameters(values))
+                parameters = statement.parameters(values)
+                if self.dialect.name == "sqlite":  # in memory: through the engine's connection
+                    raw = (await connection.exec_driver_sql(statement.sql, tuple(parameters))).all()
+                else:
+                    for listener in self.listeners:
+                        listener(statement.sql)
+                    raw = await driver.fetch(statement.sql, *parameters)
                 try:
                     statement, values = read.send(statement.rows(raw))
                 except StopIteration as done:

@@ -70,33 +70,19 @@ class Loaders:
         return pick_current_subscription(subscriptions)
 
     async def _select(self, kind: type, column: str, keys: Sequence[str], *, live_only: bool) -> list[Any]:
-        """The ``kind`` rows of this tenant whose ``column`` is one of ``keys``, oldest first."""
+        """The ``kind`` rows of this tenant whose ``column`` is one of ``keys``; live ones oldest
+        first, else (by id) in any order."""
         plain = self.db.plain
-        if plain is None:  # an in-memory SQLite database: only the engine's connection sees it
-            async with self.db.reading() as session:
-                statement = _keyed(kind, column, live_only, "", tenant=self.tenant, keys=keys)
-                return list((await session.execute(statement)).scalars())
-        dialect = plain.dialect.name
-        statement = plain.compiled(
-            ("loader", kind, column, live_only), lambda: _keyed(kind, column, live_only, dialect)
-        )
-        rows = await plain.rows(statement, {"tenant": self.tenant, "ids": ids_value(keys, dialect)})
+        statement = plain.compiled(("loader", kind, column, live_only), lambda: _keyed(kind, column, live_only, plain))
+        rows = await plain.rows(statement, {"tenant": self.tenant, "ids": ids_value(keys, plain.dialect.name)})
         return [as_entity(kind, row) for row in rows]
 
 
-def _keyed(
-    kind: type, column: str, live_only: bool, dialect: str, *, tenant: str | None = None, keys: Sequence[str] = ()
-) -> Any:
-    """Rows whose ``column`` is among some keys (live ones oldest first, else in any order): bound
-    later (``dialect`` given, plain reads) or now (ORM entities, for an in-memory database)."""
+def _keyed(kind: type, column: str, live_only: bool, plain: Any) -> Any:
     table = kind.__table__
-    if dialect:
-        selected = list(table.columns)
-        conditions = [table.c.tenant == bindparam("tenant"), in_ids(table.c[column], dialect)]
-    else:
-        selected, conditions = [kind], [table.c.tenant == tenant, table.c[column].in_(keys)]
-    statement = select(*selected)
+    statement = select(*table.columns).where(
+        table.c.tenant == bindparam("tenant"), in_ids(table.c[column], plain.dialect.name)
+    )
     if live_only:
-        conditions.append(table.c.deleted_at.is_(None))
-        statement = statement.order_by(table.c.created_at, table.c.id)
-    return statement.where(*conditions)
+        statement = statement.where(table.c.deleted_at.is_(None)).order_by(table.c.created_at, table.c.id)
+    return statement

@@ -40,8 +40,7 @@ class LiveServer:
         self.statements = 0
         self._counting = threading.Lock()
         sa_event.listen(self.services.db.engine.sync_engine, "before_cursor_execute", self._count)
-        if self.services.db.plain is not None:
-            self.services.db.plain.listeners.append(self._count)
+        self.services.db.plain.listeners.append(self._count)
 
     def _count(self, *args: Any) -> None:
         with self._counting:

@@ -364,22 +364,31 @@ async def test_listeners_hear_each_statement_once(seeded: Seeded):
     assert len(seen) == 3, "a removed listener was still called"
 
 
-# --- where plain reads cannot go ---------------------------------------------------------------
+# --- an in-memory database ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("url", ["sqlite+aiosqlite://", "sqlite+aiosqlite:///:memory:", "sqlite://"])
-async def test_an_in_memory_database_has_no_plain_reads(url: str):
+async def test_an_in_memory_database_is_read_through_the_engines_own_connection(url: str):
+    """No other connection sees an in-memory database: its plain reads go through the engine's,
+    and come back as the session's do."""
     db = Database(url)
     try:
-        assert db.plain is None
-    finally:
-        await db.dispose()
+        await migrate.upgrade(db)
+        values = sample_row(Organization, TENANTS[0], FULL, full=True) | {"parent_id": None}
+        async with db.writing() as session:
+            session.add(Organization(**values))
+            await session.commit()
+        statement = select(*Organization.__table__.columns).where(Organization.tenant == bindparam("tenant"))
+        compiled = db.plain.compile(statement)
 
+        def read():
+            return (yield compiled, {"tenant": TENANTS[0]})
 
-async def test_a_database_file_has_plain_reads(tmp_path):
-    db = Database(f"sqlite:///{tmp_path / 'file.db'}")
-    try:
-        assert db.plain is not None and db.plain.dialect.name == "sqlite"
+        rows = await db.plain.run(read())
+        async with db.reading() as session:
+            expected = [dict(r._mapping) for r in await session.execute(statement, {"tenant": TENANTS[0]})]
+        assert [typed(r) for r in rows] == [typed(r) for r in expected]
+        assert rows and rows[0]["id"] == values["id"] and rows[0]["created_at"].utcoffset().total_seconds() == 0
     finally:
         await db.dispose()
 
