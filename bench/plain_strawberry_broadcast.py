@@ -107,7 +107,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args()
-    # The same uvicorn options as `support-graph serve` (graph/cli.py), so only the app differs.
+    # The same uvicorn options as `support-graph serve` (graph/cli/commands.py), so only the app differs.
     uvicorn.run(
         create_app(), host="127.0.0.1", port=args.port, log_level=args.log_level,
         ws_ping_interval=20.0, ws_ping_timeout=20.0,

@@ -330,7 +330,7 @@ def measure(
 RATE = 200  # py-spy samples per second and thread
 MAIN = "MainThread"
 PROJECT_PREFIXES = ("graph/", "resolvers/", "models/")
-ENTRY = ("(graph/__main__.py)", "(graph/cli.py)")  # the process's entry point, under everything
+ENTRY = ("(graph/__main__.py)", "(graph/cli/commands.py)")  # the process's entry point, under everything
 SQL_RUNNING = "<aiosqlite worker inside function(): SQLite C code, or waiting for the GIL to return>"
 EVENT_LOOP = "Runner.run (asyncio/runners.py) = uvloop C code (I/O, callbacks, epoll wait)"
 _LINE = re.compile(r":\d+\)$")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.db import Database
+from models.db.engine import Database
+from resolvers.hooks import Hooks
 from resolvers.loaders import Loaders
 from resolvers.unit import Publish, UnitOfWork
 
@@ -17,6 +18,7 @@ class Context:
     db: Database
     tenant: str
     actor: str
+    hooks: Hooks
     publish: Publish | None = None
     request: Any = None
     response: Any = None
@@ -31,4 +33,4 @@ class Context:
 
     def unit(self) -> UnitOfWork:
         """A unit of work on behalf of the caller."""
-        return UnitOfWork(self.db, tenant=self.tenant, actor=self.actor, publish=self.publish)
+        return UnitOfWork(self.db, tenant=self.tenant, actor=self.actor, hooks=self.hooks, publish=self.publish)

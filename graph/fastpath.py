@@ -23,7 +23,7 @@ from sqlalchemy import and_, bindparam, select
 
 from models.base import ENTITIES
 from models.history import api_names
-from models.plain import ids_value, in_ids
+from models.db.plain import ids_value, in_ids
 from resolvers import query
 from resolvers.errors import DomainError
 from resolvers.validate import references
@@ -220,7 +220,7 @@ def _node(selection: FieldNode, kind: type, depth: int = 0) -> Node | None:
 
 
 # --- running a plan ---------------------------------------------------------------------------
-# A plan runs as one plain read (models.plain): the page, then one statement per entity kind and
+# A plan runs as one plain read (models.db.plain): the page, then one statement per entity kind and
 # level of relations. Page statements are compiled once per plan, page shape and dialect; the
 # relations' once per database, kind and columns (plans share them).
 
@@ -269,7 +269,7 @@ def _page_statements(plan: Plan, db: Any, keys: list, shape: tuple) -> dict[str,
 
 
 def _read(plan: Plan, statements: dict, values: dict, size: int, from_end: bool, after, before, plain, tenant: str):
-    """The plain read of a plan (a generator: see models.plain)."""
+    """The plain read of a plan (a generator: see models.db.plain)."""
     result_rows = yield statements["page"], values
     more = len(result_rows) > size
     rows = result_rows[:size]

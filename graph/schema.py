@@ -9,7 +9,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from graph.errors import ErrorCodes, is_internal
-from graph.limits import Limits
+from graph.validation import Limits
 from graph.mutations.activity import ActivityMutations
 from graph.mutations.contact import ContactMutations
 from graph.mutations.crud import crud

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import Entity
-from models.db import Database
+from models.db.engine import Database
 from models.event import Event
 from models.history import replay
 

@@ -1,9 +1,13 @@
 """Hooks: plain functions registered per event name, run inside the verb's transaction.
 
-``@before("Ticket.Created")`` runs after the transition is checked and before the change is
-applied; it may adjust ``change.values`` or raise to abort. ``@after("Ticket.Escalated")`` runs
-once the entity and its event are written; whatever it creates through ``change.uow`` commits
-with the verb, or not at all. The hooks that ship live in ``resolvers.reactions``.
+A ``Hooks`` registry is built once, at wiring time, and handed to every unit of work:
+``resolvers.reactions.register`` adds the hooks that ship, and installed packages add their own
+through the ``support_graph.reactions`` entry-point group (``load_plugins``). Nothing registers
+itself on import.
+
+A before-hook runs after the transition is checked and before the change is applied; it may
+adjust ``change.values`` or raise to abort. An after-hook runs once the entity and its event
+are written; whatever it creates through ``change.uow`` commits with the verb, or not at all.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 from resolvers.errors import DomainError, HookFailed
@@ -19,14 +24,19 @@ from resolvers.errors import DomainError, HookFailed
 if TYPE_CHECKING:
     from models.base import Entity
     from models.event import Event
-    from resolvers.unit import UnitOfWork
+    from resolvers.work import Work
+
+log = logging.getLogger("support_graph.hooks")
+
+#: the entry-point group through which installed packages register hooks
+PLUGIN_GROUP = "support_graph.reactions"
 
 
 @dataclass
 class Change:
     """What a hook sees: the verb being applied and, for after-hooks, its event."""
 
-    uow: UnitOfWork
+    uow: Work
     entity: Entity
     verb: str
     event_type: str
@@ -39,42 +49,71 @@ class Change:
     event: Event | None = None
 
 
-log = logging.getLogger("support_graph.hooks")
 Hook = Callable[[Change], Awaitable[None]]
-_before: dict[str, list[Hook]] = defaultdict(list)
-_after: dict[str, list[Hook]] = defaultdict(list)
 
 
-def before(*event_types: str) -> Callable[[Hook], Hook]:
-    """Register a hook that runs before the change of these events is applied."""
+class Hooks:
+    """The hooks of one deployment, per event type, in the order they were registered."""
 
-    def register(hook: Hook) -> Hook:
-        for event_type in event_types:
-            _before[event_type].append(hook)
-        return hook
+    def __init__(self) -> None:
+        self._before: dict[str, list[Hook]] = defaultdict(list)
+        self._after: dict[str, list[Hook]] = defaultdict(list)
 
-    return register
+    def before(self, *event_types: str) -> Callable[[Hook], Hook]:
+        """Decorator: run the hook before the change of these events is applied."""
+
+        def register(hook: Hook) -> Hook:
+            for event_type in event_types:
+                self._before[event_type].append(hook)
+            return hook
+
+        return register
+
+    def after(self, *event_types: str) -> Callable[[Hook], Hook]:
+        """Decorator: run the hook after these events are appended, in the same transaction."""
+
+        def register(hook: Hook) -> Hook:
+            for event_type in event_types:
+                self._after[event_type].append(hook)
+            return hook
+
+        return register
+
+    def remove(self, hook: Hook) -> None:
+        """Unregister ``hook`` from every event type it was registered for."""
+        for table in (self._before, self._after):
+            for hooks in table.values():
+                while hook in hooks:
+                    hooks.remove(hook)
+
+    async def run_before(self, change: Change) -> None:
+        for hook in self._before.get(change.event_type, ()):
+            await _run(hook, change, "before")
+
+    async def run_after(self, change: Change) -> None:
+        for hook in self._after.get(change.event_type, ()):
+            await _run(hook, change, "after")
 
 
-def after(*event_types: str) -> Callable[[Hook], Hook]:
-    """Register a hook that runs after these events are appended, in the same transaction."""
-
-    def register(hook: Hook) -> Hook:
-        for event_type in event_types:
-            _after[event_type].append(hook)
-        return hook
-
-    return register
+Registration = Callable[[Hooks], None]
 
 
-async def run_before(change: Change) -> None:
-    for hook in _before.get(change.event_type, ()):
-        await _run(hook, change, "before")
+def load_plugins(hooks: Hooks, group: str = PLUGIN_GROUP) -> list[str]:
+    """Let every installed plugin register its hooks; the names of those loaded.
 
-
-async def run_after(change: Change) -> None:
-    for hook in _after.get(change.event_type, ()):
-        await _run(hook, change, "after")
+    A plugin is an entry point in ``group`` naming a callable ``register(hooks)``. One that
+    cannot be loaded stops the start with an error naming it: a deployment that counts on a
+    reaction must not run without it."""
+    loaded = []
+    for point in sorted(entry_points(group=group), key=lambda p: p.name):
+        try:
+            register: Registration = point.load()
+            register(hooks)
+        except Exception as error:
+            raise RuntimeError(f"The reactions plugin {point.name!r} ({point.value}) failed to load: {error}") from error
+        loaded.append(point.name)
+        log.info("reactions plugin %s (%s) registered", point.name, point.value)
+    return loaded
 
 
 async def _run(hook: Hook, change: Change, when: str) -> None:
@@ -84,7 +123,7 @@ async def _run(hook: Hook, change: Change, when: str) -> None:
     except DomainError:
         raise
     except Exception as error:
-        log.exception("%s-hook %s of %s failed", when, hook.__name__, change.event_type)
+        log.exception("%s-hook %s of %s failed", when, getattr(hook, "__qualname__", hook), change.event_type)
         raise HookFailed(
             f"{change.event_type} was not applied: one of its hooks failed. Nothing was written."
         ) from error

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 
-from models.db import Database
+from models.db.engine import Database
 from models.keys import ApiKey
 from models.types import utcnow
 

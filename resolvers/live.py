@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import and_, func, select
 
-from models.db import Database
+from models.db.engine import Database
 from models.event import Event
 from models.ids import type_of
-from resolvers.broker import Broker
+from resolvers.wakeups import Broker
 from resolvers.errors import BadInput
 
 BATCH = 500

@@ -9,8 +9,8 @@ from typing import Any
 from aiodataloader import DataLoader
 from sqlalchemy import bindparam, select
 
-from models.db import Database
-from models.plain import as_entity, ids_value, in_ids
+from models.db.engine import Database
+from models.db.plain import as_entity, ids_value, in_ids
 from models.entities import Subscription
 
 #: Which subscription is an organization's current one: the first state wins.

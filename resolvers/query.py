@@ -21,8 +21,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.expression import column as sql_column
 
-from models.db import Database
-from models.plain import as_entity
+from models.db.engine import Database
+from models.db.plain import as_entity
 from resolvers.errors import BadInput
 
 DEFAULT_PAGE = 20

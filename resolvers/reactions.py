@@ -1,7 +1,8 @@
 """The hooks that ship: how support reacts across the business graph.
 
-Each is one function registered per event name (see ``resolvers.hooks``); all run inside the
-verb's transaction, and entities they create carry the causing event's id.
+Each is one plain function; ``register`` adds them to a deployment's ``Hooks`` registry (see
+``resolvers.hooks``). All run inside the verb's transaction, and entities they create carry the
+causing event's id.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from datetime import datetime
 from models.entities import Activity, Contact, Issue, Metric, Organization, Subscription, Ticket
 from models.enums import PRIORITY_RANK
 from models.types import utcnow
-from resolvers.hooks import Change, after, before
+from resolvers.hooks import Change, Hooks
 from resolvers.loaders import pick_current_subscription
+from resolvers.verbs import ticket as tickets
 
 TITLE_LIMIT = 500
 #: Ticket states a first response moves the ticket out of OPEN into.
@@ -24,7 +26,6 @@ def _title(prefix: str, subject: str) -> str:
     return (prefix + subject)[:TITLE_LIMIT]
 
 
-@before("Ticket.Created")
 async def route_by_customer(change: Change) -> None:
     """Enterprise customers get at least HIGH priority.
 
@@ -51,7 +52,6 @@ async def route_by_customer(change: Change) -> None:
             values["priority"] = "HIGH"
 
 
-@before("Ticket.Updated", "Ticket.Escalated", "Ticket.Resolved")
 async def stamp_first_response(change: Change) -> None:
     """The first time a ticket leaves OPEN for work, that is its first response.
 
@@ -67,7 +67,6 @@ async def stamp_first_response(change: Change) -> None:
         change.values["first_response_at"] = utcnow()
 
 
-@after("Ticket.Created")
 async def open_support_task(change: Change) -> None:
     """Every new ticket is a support task on its requester's timeline."""
     ticket: Ticket = change.entity
@@ -85,7 +84,6 @@ async def open_support_task(change: Change) -> None:
     )
 
 
-@after("Ticket.Escalated")
 async def raise_engineering_issue(change: Change) -> None:
     """An escalation becomes a BUG for engineering, and a follow-up for the assignee."""
     ticket: Ticket = change.entity
@@ -116,7 +114,6 @@ async def raise_engineering_issue(change: Change) -> None:
     )
 
 
-@after("Ticket.Resolved")
 async def record_resolution_time(change: Change) -> None:
     """``ticket.resolution_time``: seconds from opening to resolution, with its dimensions."""
     ticket: Ticket = change.entity
@@ -141,11 +138,10 @@ async def record_resolution_time(change: Change) -> None:
     )
 
 
-@after("Issue.Closed")
 async def resolve_escalated_tickets(change: Change) -> None:
     """Closing an issue resolves the escalated ticket it came from."""
-    # imported here: resolvers.ticket imports the unit of work, which loads this module
-    from resolvers import ticket as tickets
+    # imported here: resolvers.verbs.ticket imports the unit of work, which loads this module
+    from resolvers.verbs import ticket as tickets
 
     issue: Issue = change.entity
     if issue.ticket_id is None:
@@ -155,8 +151,25 @@ async def resolve_escalated_tickets(change: Change) -> None:
         await tickets.resolve(change.uow, ticket.id, resolution=f"Fixed in {issue.id}")
 
 
-@before("Subscription.Created")
 async def start_trial(change: Change) -> None:
     """A subscription created with a trial end starts TRIALING, unless a status was given."""
     if change.values.get("trial_end") is not None and "status" not in change.values:
         change.values["status"] = "TRIALING"
+
+
+def register(hooks: Hooks) -> None:
+    """Add the hooks that ship to ``hooks``."""
+    hooks.before("Ticket.Created")(route_by_customer)
+    hooks.before("Ticket.Updated", "Ticket.Escalated", "Ticket.Resolved")(stamp_first_response)
+    hooks.after("Ticket.Created")(open_support_task)
+    hooks.after("Ticket.Escalated")(raise_engineering_issue)
+    hooks.after("Ticket.Resolved")(record_resolution_time)
+    hooks.after("Issue.Closed")(resolve_escalated_tickets)
+    hooks.before("Subscription.Created")(start_trial)
+
+
+def shipped() -> Hooks:
+    """A registry with the hooks that ship and nothing else (tools and tests)."""
+    hooks = Hooks()
+    register(hooks)
+    return hooks

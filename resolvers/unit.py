@@ -18,15 +18,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from models.base import Entity
-from models.db import Database
+from models.db.engine import Database
 from models.event import Event, TenantSequence
 from models.history import api_name, jsonable, snapshot
 from models.ids import new_id, type_of
 from models.lifecycle import LIFECYCLES, event_type
-from models.plain import as_entity
+from models.db.plain import as_entity
 from models.types import utcnow
 from resolvers.errors import BadInput, InvalidTransition, NotFound, VersionConflict
-from resolvers.hooks import Change, run_after, run_before
+from resolvers.hooks import Change, Hooks
 from resolvers.validate import clean, references
 
 Publish = Callable[[str, int], Awaitable[None]]
@@ -35,13 +35,16 @@ Publish = Callable[[str, int], Awaitable[None]]
 class UnitOfWork:
     """A write transaction on behalf of one actor of one tenant.
 
-    Use as ``async with UnitOfWork(db, tenant=..., actor=...) as uow:``; everything done through
+    Use as ``async with UnitOfWork(db, tenant=..., actor=..., hooks=...) as uow:``; everything done through
     ``uow`` commits together when the block ends, or not at all if it raises. After commit the
     tenant's newest sequence number is published so live subscribers wake up.
     """
 
-    def __init__(self, db: Database, *, tenant: str, actor: str, publish: Publish | None = None):
+    def __init__(
+        self, db: Database, *, tenant: str, actor: str, hooks: Hooks, publish: Publish | None = None
+    ) -> None:
         self.db = db
+        self.hooks = hooks
         self.tenant = tenant
         self.actor = actor
         self.publish = publish
@@ -169,7 +172,7 @@ class UnitOfWork:
             "created_at": now, "updated_at": now, "deleted_at": None,
         })  # fmt: skip
         change = Change(self, entity, "create", event_type(kind.type_name, "create"), values, args or {})
-        await run_before(change)
+        await self.hooks.run_before(change)
         values = clean(kind, change.values, creating=True)
         await self._check_references(kind, values)
         await self._check_unique(kind, values, entity.id)
@@ -213,7 +216,7 @@ class UnitOfWork:
         change = Change(
             self, entity, verb, event_type(kind.type_name, verb), values, args or {}, snapshot(entity)
         )
-        await run_before(change)
+        await self.hooks.run_before(change)
         values = clean(kind, change.values, creating=False)
         await self._check_references(kind, values)
         await self._check_unique(kind, values, entity.id)
@@ -270,7 +273,7 @@ class UnitOfWork:
         assert change.event is not None
         self._causes.append(change.event.id)
         try:
-            await run_after(change)
+            await self.hooks.run_after(change)
         finally:
             self._causes.pop()
 
@@ -344,6 +347,3 @@ def _reserve_statement(dialect: str) -> Any:
         .returning(table.c.last_seq)
     )  # fmt: skip
 
-
-# The shipped hooks register themselves on import; every unit of work runs them.
-from resolvers import reactions  # noqa: E402,F401

@@ -17,8 +17,8 @@ import uvicorn
 from sqlalchemy import event as sa_event
 from sqlalchemy import text
 
-from graph.app import create_app
-from graph.settings import Settings
+from graph.server.app import create_app
+from graph.server.settings import Settings
 
 
 class GraphQLError(AssertionError):

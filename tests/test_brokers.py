@@ -22,15 +22,10 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from resolvers.remote_brokers import PostgresBroker, RedisBroker
-from resolvers.broker import (
-    CHANNEL,
-    InProcessBroker,
-    LocalFanout,
-    broker_from_url,
-    decode,
-    encode,
-)
+from graph.server.brokers.factory import broker_from_url
+from graph.server.brokers.memory import CHANNEL, InProcessBroker, LocalFanout, decode, encode
+from graph.server.brokers.postgres import PostgresBroker
+from graph.server.brokers.redis import RedisBroker
 from tests.databases import (
     REDIS_URL, create_postgres_database, drop_postgres_database, postgres_unreachable, redis_unreachable, require,
 )

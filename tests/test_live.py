@@ -24,6 +24,7 @@ import pytest
 from graphql import parse, print_ast
 
 from models.entities import Ticket
+from resolvers.reactions import shipped
 from resolvers.unit import UnitOfWork
 from tests import ws_client as ws
 from tests.ws_client import LEGACY_WS, PROTOCOLS, TRANSPORT_WS, WAIT
@@ -582,7 +583,7 @@ async def _write_in_other_tenant(server) -> list[dict]:
 
     async def write() -> list[dict]:
         services = server.services
-        async with UnitOfWork(services.db, tenant=OTHER_TENANT, actor="robot", publish=services.broker.publish) as uow:
+        async with UnitOfWork(services.db, tenant=OTHER_TENANT, actor="robot", hooks=shipped(), publish=services.broker.publish) as uow:
             await uow.create(Ticket, {"subject": "elsewhere"})
         return [{"id": e.id, "sequence": e.seq, "type": e.type, "target": e.target} for e in uow.events]
 
@@ -714,7 +715,7 @@ async def test_subscriber_leaving_while_its_feed_starts_leaves_the_tenant_workin
         second = asyncio.ensure_future(live.stream(tenant).__anext__())
         try:
             await _soon(lambda: bool(live.feeds.get(tenant) and live.feeds[tenant].taps))
-            async with UnitOfWork(db, tenant=tenant, actor="robot", publish=broker.publish) as uow:
+            async with UnitOfWork(db, tenant=tenant, actor="robot", hooks=shipped(), publish=broker.publish) as uow:
                 await uow.create(Ticket, {"subject": "after the race"})
             done, _ = await asyncio.wait([second], timeout=WAIT)
             delivered = bool(done) and second.result().id == uow.events[0].id

@@ -10,10 +10,11 @@ from datetime import datetime
 
 import pytest
 
-from models import migrate
-from models.db import Database
+from models.db import migrate
+from models.db.engine import Database
 from models.entities import Contact, Organization
 from resolvers.loaders import Loaders
+from resolvers.reactions import shipped
 from resolvers.unit import UnitOfWork
 from tests.databases import fresh_database
 
@@ -37,14 +38,14 @@ async def db(url: str) -> AsyncIterator[Database]:
 
 async def _graph(db: Database, tenant: str) -> dict[str, str]:
     """An organization with three contacts (the middle one deleted afterwards), in ``tenant``."""
-    async with UnitOfWork(db, tenant=tenant, actor="test") as uow:
+    async with UnitOfWork(db, tenant=tenant, actor="test", hooks=shipped()) as uow:
         org = await uow.create(Organization, {"name": f"Org {tenant}", "slug": f"org-{tenant}"})
         made = [
             await uow.create(Contact, {"name": f"{name} {tenant}", "email": f"{name}@{tenant}.example",
                                        "organization_id": org.id})
             for name in ("ada", "bo", "cy")
         ]  # fmt: skip
-    async with UnitOfWork(db, tenant=tenant, actor="test") as uow:
+    async with UnitOfWork(db, tenant=tenant, actor="test", hooks=shipped()) as uow:
         await uow.transition(Contact, made[1].id, "delete")
     return {"org": org.id, "ada": made[0].id, "bo": made[1].id, "cy": made[2].id}
 

@@ -8,8 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
-from models import migrate
-from models.db import Database
+from models.db import migrate
+from models.db.engine import Database
 from tests.databases import fresh_database
 
 

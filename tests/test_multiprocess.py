@@ -32,7 +32,7 @@ import redis
 import redis.asyncio
 
 from models.base import DEFAULT_TENANT
-from resolvers.broker import CHANNEL
+from graph.server.brokers.memory import CHANNEL
 from tests import ws_client as ws
 from tests.databases import (
     REDIS_URL, create_postgres_database, drop_postgres_database, postgres_unreachable, redis_unreachable, require,

@@ -1,4 +1,4 @@
-"""Plain reads (models/plain.py) return exactly what ``session.execute`` returns for the same
+"""Plain reads (models/db/plain.py) return exactly what ``session.execute`` returns for the same
 statement — same rows, same keys, same Python types — on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from sqlalchemy import JSON, BigInteger, Boolean, Date, Float, Integer, Numeric, String, bindparam, cast, func, select
 
-from models import migrate
+from models.db import migrate
 from models.base import ENTITIES
-from models.db import Database
+from models.db.engine import Database
 from models.entities import Contact, Deal, Organization, Ticket
 from models.event import Event
-from models.plain import ids_value, in_ids
+from models.db.plain import ids_value, in_ids
 from models.types import UTCDateTime
 from tests.databases import fresh_database
 

@@ -25,11 +25,10 @@ import httpx
 import pytest
 import websockets
 
-import resolvers.hooks
 import resolvers.keys
-import resolvers.support_metrics
-from graph.limits import Limits
-from graph.settings import Settings
+import resolvers.metrics
+from graph.validation import Limits
+from graph.server.settings import Settings
 from tests import ws_client as ws
 from tests.conftest import UNTHROTTLED
 from tests.databases import fresh_database
@@ -727,17 +726,18 @@ SECRET = "s3cret-internal-detail SELECT password FROM users"
 
 
 @pytest.fixture
-def failing_hook() -> Iterator[None]:
+def failing_hook(server: LiveServer) -> Iterator[None]:
     """A ``Ticket.Created`` after-hook that raises, registered only for the test."""
 
     async def explode(change) -> None:
         raise RuntimeError(SECRET)
 
-    resolvers.hooks._after["Ticket.Created"].append(explode)
+    hooks = server.services.hooks
+    hooks.after("Ticket.Created")(explode)
     try:
         yield
     finally:
-        resolvers.hooks._after["Ticket.Created"].remove(explode)
+        hooks.remove(explode)
 
 
 def test_a_failing_hook_is_masked_and_writes_nothing(server: LiveServer, failing_hook):
@@ -764,7 +764,7 @@ def test_an_unexpected_exception_is_masked_with_a_request_id(server: LiveServer,
     async def broken(*args, **kwargs):
         raise RuntimeError(SECRET)
 
-    monkeypatch.setattr(resolvers.support_metrics, "support_metrics", broken)
+    monkeypatch.setattr(resolvers.metrics, "support_metrics", broken)
     response = post(server, {"query": "{ supportMetrics { ticketCount } }"})
     body = response.json()
     error = body["errors"][0]

@@ -1,4 +1,4 @@
-"""The one-hop aiosqlite adapter (models/sqlite_driver.py) on real SQLite files.
+"""The one-hop aiosqlite adapter (models/db/sqlite_driver.py) on real SQLite files.
 
 Each statement must cost exactly one call on aiosqlite's connection thread, counted by wrapping
 ``aiosqlite.Connection._execute``, and behave as SQLAlchemy's own adapter does: same rows,
@@ -19,13 +19,13 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, s
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from models import migrate
+from models.db import migrate
 from models.base import DEFAULT_TENANT
-from models import db as db_module
-from models.db import Database
+from models.db.engine import engine as db_module
+from models.db.engine import Database
 from models.entities import Organization
 from models.ids import new_id
-from models.sqlite_driver import OneHopConnection, OneHopCursor
+from models.db.sqlite_driver import OneHopConnection, OneHopCursor
 
 metadata = MetaData()
 item = Table(

@@ -2,7 +2,7 @@
 
 Two layers:
 
-* ``resolvers.support_metrics`` against a private database (a fresh SQLite file, and a fresh
+* ``resolvers.metrics`` against a private database (a fresh SQLite file, and a fresh
   PostgreSQL database where ``tests.databases`` reaches one), where timestamps are set by SQL
   so every average and percentile is hand-computed exactly (10, 20, 30, 40 → p50 25, p90 37).
 * The GraphQL field through the real server, on a data set made through the API and tagged
@@ -23,10 +23,11 @@ import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import text, update
 
-from models import migrate
-from models.db import Database
+from models.db import migrate
+from models.db.engine import Database
 from models.entities import Ticket
-from resolvers.support_metrics import support_metrics
+from resolvers.metrics import support_metrics
+from resolvers.reactions import shipped
 from resolvers.unit import UnitOfWork
 from tests.databases import fresh_database
 
@@ -118,7 +119,7 @@ async def ticket(
 ) -> str:
     """A ticket taken through ``verbs``, then stamped by SQL: created at ``created``, answered and
     resolved that many seconds later (None clears the stamp a verb may have set)."""
-    async with UnitOfWork(db, tenant=tenant, actor="tester") as uow:
+    async with UnitOfWork(db, tenant=tenant, actor="tester", hooks=shipped()) as uow:
         row = await uow.create(Ticket, {"subject": "Metrics", **values})
         for verb in verbs:
             await uow.transition(Ticket, row.id, verb)

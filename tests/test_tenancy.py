@@ -26,7 +26,7 @@ import pytest
 from sqlalchemy import text
 
 import resolvers.keys
-from graph.settings import Settings
+from graph.server.settings import Settings
 from tests import ws_client as ws
 from tests.conftest import UNTHROTTLED
 from tests.databases import fresh_database

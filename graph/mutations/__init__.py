@@ -42,7 +42,7 @@ async def delete(info: Info, entity: str, id_: str, expected_version: Any) -> En
 async def verb(
     info: Info, action: Callable[..., Awaitable[Entity]], id_: str, expected_version: Any, **arguments: Any
 ) -> Entity:
-    """Run a lifecycle verb (``resolvers.ticket.escalate``) on behalf of the caller."""
+    """Run a lifecycle verb (``resolvers.verbs.ticket.escalate``) on behalf of the caller."""
     async with info.context.unit() as uow:
         return await action(
             uow, id_, expected_version=given(expected_version),

@@ -6,7 +6,7 @@ import strawberry
 from strawberry import UNSET
 from strawberry.types import Info
 
-from resolvers import activity
+from resolvers.verbs import activity
 from graph.mutations import verb
 from graph.types.activity import Activity
 

@@ -6,7 +6,7 @@ import strawberry
 from strawberry import UNSET
 from strawberry.types import Info
 
-from resolvers import contact
+from resolvers.verbs import contact
 from graph.mutations import verb
 from graph.types.contact import Contact
 

@@ -6,7 +6,7 @@ import strawberry
 from strawberry import UNSET
 from strawberry.types import Info
 
-from resolvers import deal
+from resolvers.verbs import deal
 from graph.mutations import verb
 from graph.types.deal import Deal
 

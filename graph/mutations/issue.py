@@ -6,7 +6,7 @@ import strawberry
 from strawberry import UNSET
 from strawberry.types import Info
 
-from resolvers import issue
+from resolvers.verbs import issue
 from graph.mutations import verb
 from graph.types.issue import Issue
 

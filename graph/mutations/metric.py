@@ -7,7 +7,7 @@ import strawberry
 from strawberry import UNSET
 from strawberry.types import Info
 
-from resolvers import metric
+from resolvers.verbs import metric
 from graph.mutations import verb
 from graph.types.metric import Metric
 

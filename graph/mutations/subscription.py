@@ -6,7 +6,7 @@ import strawberry
 from strawberry import UNSET
 from strawberry.types import Info
 
-from resolvers import subscription
+from resolvers.verbs import subscription
 from graph.mutations import verb
 from graph.types.subscription import Subscription
 

@@ -6,7 +6,7 @@ import strawberry
 from strawberry import UNSET
 from strawberry.types import Info
 
-from resolvers import ticket
+from resolvers.verbs import ticket
 from graph.mutations import verb
 from graph.types.ticket import Ticket
 

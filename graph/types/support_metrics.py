@@ -11,7 +11,7 @@ import strawberry
 from strawberry import UNSET
 from strawberry.types import Info
 
-from resolvers import support_metrics
+from resolvers import metrics as support_metrics
 from graph.types.common import plain
 from graph.types.ticket import TicketWhere
 

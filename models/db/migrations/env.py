@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection ``models.migrate`` hands it, or on the URL of
+"""Alembic environment: runs on the connection ``models.db.migrate`` hands it, or on the URL of
 ``alembic -x url=…`` / ``DATABASE_URL`` when Alembic is called directly."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
-import models.db  # noqa: F401  (registers every table)
-from models.db import DEFAULT_DATABASE_URL, normalise_url
+import models.db.engine  # noqa: F401  (registers every table)
+from models.db.engine import DEFAULT_DATABASE_URL, normalise_url
 
 target_metadata = SQLModel.metadata
 

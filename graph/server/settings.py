@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from graph.limits import Limits
-from models.db import DEFAULT_DATABASE_URL
+from graph.validation import Limits
+from models.db.engine import DEFAULT_DATABASE_URL
 
 
 def _env_bool(name: str) -> bool:

@@ -6,12 +6,12 @@ from datetime import timedelta
 
 from models.entities import Subscription
 from models.types import utcnow
-from resolvers.unit import UnitOfWork
+from resolvers.work import Work
 
 DEFAULT_PERIOD = timedelta(days=30)
 
 
-async def activate(uow: UnitOfWork, id_: str, *, expected_version: int | None = None) -> Subscription:
+async def activate(uow: Work, id_: str, *, expected_version: int | None = None) -> Subscription:
     now = utcnow()
     return await uow.transition(
         Subscription, id_, "activate",
@@ -20,14 +20,14 @@ async def activate(uow: UnitOfWork, id_: str, *, expected_version: int | None = 
     )  # fmt: skip
 
 
-async def pause(uow: UnitOfWork, id_: str, *, expected_version: int | None = None) -> Subscription:
+async def pause(uow: Work, id_: str, *, expected_version: int | None = None) -> Subscription:
     return await uow.transition(
         Subscription, id_, "pause", values={"paused_at": utcnow()}, expected_version=expected_version
     )
 
 
 async def cancel(
-    uow: UnitOfWork, id_: str, *, reason: str | None = None, expected_version: int | None = None
+    uow: Work, id_: str, *, reason: str | None = None, expected_version: int | None = None
 ) -> Subscription:
     return await uow.transition(
         Subscription, id_, "cancel", values={"canceled_at": utcnow()},
@@ -35,7 +35,7 @@ async def cancel(
     )  # fmt: skip
 
 
-async def reactivate(uow: UnitOfWork, id_: str, *, expected_version: int | None = None) -> Subscription:
+async def reactivate(uow: Work, id_: str, *, expected_version: int | None = None) -> Subscription:
     return await uow.transition(
         Subscription, id_, "reactivate",
         values={"paused_at": None, "canceled_at": None, "cancel_at_period_end": False},
@@ -44,7 +44,7 @@ async def reactivate(uow: UnitOfWork, id_: str, *, expected_version: int | None 
 
 
 async def change_plan(
-    uow: UnitOfWork,
+    uow: Work,
     id_: str,
     verb: str,
     *,
@@ -57,7 +57,7 @@ async def change_plan(
     return await uow.transition(Subscription, id_, verb, values=values, expected_version=expected_version)
 
 
-async def renew(uow: UnitOfWork, id_: str, *, expected_version: int | None = None) -> Subscription:
+async def renew(uow: Work, id_: str, *, expected_version: int | None = None) -> Subscription:
     """Start the next billing period, as long as the last one (30 days if none was set)."""
     current = await uow.load(Subscription, id_, lock=False)
     start = current.current_period_end or utcnow()

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 import models.entities  # noqa: F401  (registers the tables)
 import models.event  # noqa: F401
 import models.keys  # noqa: F401
-from models.plain import PlainReads
-from models.sqlite_driver import OneHopConnection, OneHopDBAPI
+from models.db.plain import PlainReads
+from models.db.sqlite_driver import OneHopConnection, OneHopDBAPI
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./support-graph.db"
 #: SQLite write units between two checkpoints of the write-ahead log (about what SQLite's own

@@ -1,4 +1,6 @@
-"""Brokers carry small wake-ups — (tenant, sequence number) — from writers to live streams.
+"""The in-process broker, the local fan-out every broker delivers through, and the wire format.
+
+Brokers carry small wake-ups — (tenant, sequence number) — from writers to live streams.
 
 Subscribers read the events themselves from the database, so a lost wake-up costs latency,
 never an event. ``InProcessBroker`` is the default, for one process. Across processes and hosts,
@@ -19,29 +21,13 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any, Protocol
-from urllib.parse import urlsplit
 
-Listener = Callable[[str, int], None]
+from resolvers.wakeups import Listener
 
 log = logging.getLogger("support_graph.broker")
 
 #: The one channel every wake-up travels on (PostgreSQL NOTIFY channel, Redis pub/sub channel).
 CHANNEL = "support_graph_events"
-
-
-class Broker(Protocol):
-    """Publish wake-ups after commit; deliver them to this worker's listeners."""
-
-    async def start(self) -> None: ...
-    async def stop(self) -> None: ...
-    async def publish(self, tenant: str, seq: int) -> None: ...
-    def listen(self, tenant: str, listener: Listener) -> Callable[[], None]:
-        """Call ``listener(tenant, seq)`` on every wake-up of ``tenant``; returns the unsubscribe."""
-        ...
-
-    @property
-    def healthy(self) -> bool: ...
 
 
 class LocalFanout:
@@ -116,22 +102,3 @@ def decode(payload: str | bytes) -> tuple[str, int] | None:
         return tenant, int(seq)
     except ValueError:
         return None
-
-
-def broker_from_url(url: str, **options: Any) -> Broker:
-    """``memory://`` (the default, one process), ``postgresql://…`` / ``postgres://…`` /
-    ``postgresql+asyncpg://…`` (LISTEN/NOTIFY) or ``redis://…`` / ``rediss://…`` (pub/sub);
-    ``options`` go to the broker (backoff, ping interval, timeouts)."""
-    if url in ("", "memory://", "memory"):
-        return InProcessBroker()
-    from resolvers.remote_brokers import PostgresBroker, RedisBroker
-
-    scheme = urlsplit(url).scheme.lower()
-    if scheme in ("postgresql", "postgres", "postgresql+asyncpg", "postgres+asyncpg"):
-        return PostgresBroker(url, **options)
-    if scheme in ("redis", "rediss"):
-        return RedisBroker(url, **options)
-    raise ValueError(
-        f"Unsupported broker URL scheme {scheme or url!r}: use memory:// (one process), "
-        "postgresql://… (LISTEN/NOTIFY) or redis://… (pub/sub)"
-    )

@@ -1,4 +1,4 @@
-"""Brokers across processes and hosts: PostgreSQL LISTEN/NOTIFY and Redis pub/sub.
+"""What the PostgreSQL and Redis brokers share: a supervised subscription connection.
 
 Each worker holds one subscription connection, watched: when it drops the broker turns unhealthy
 (``/readyz`` answers 503), reconnects with exponential backoff and jitter, then wakes every local
@@ -17,7 +17,7 @@ import random
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from resolvers.broker import CHANNEL, LocalFanout, decode, encode
+from graph.server.brokers.memory import CHANNEL, LocalFanout, decode, encode
 
 log = logging.getLogger("support_graph.broker")
 _instances = itertools.count(1)
@@ -38,9 +38,6 @@ class Backoff:
 
     def reset(self) -> None:
         self._next = self.first
-
-
-# --- brokers with a server -------------------------------------------------------------------
 
 
 class RemoteBroker(LocalFanout):
@@ -216,7 +213,7 @@ class RemoteBroker(LocalFanout):
         raise NotImplementedError
 
 
-def _take_channel(url: str) -> tuple[str, str]:
+def take_channel(url: str) -> tuple[str, str]:
     """The URL without our ``channel`` query parameter, and the channel (default ``CHANNEL``)."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
@@ -230,177 +227,3 @@ def _take_channel(url: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(query=urlencode(kept))), channel
 
 
-class PostgresBroker(RemoteBroker):
-    """LISTEN/NOTIFY: one dedicated asyncpg connection LISTENs, a small pool of its own NOTIFYs.
-
-    URL: ``postgresql://``, ``postgres://`` or ``postgresql+asyncpg://`` (usually the database's
-    own), optionally ``?channel=NAME``. NOTIFY reaches the sessions LISTENing on the same
-    database. The LISTEN connection is pinged with ``LISTEN`` itself (a no-op when listening),
-    so ``pg_stat_activity.query`` keeps showing ``LISTEN "channel"`` for it.
-    """
-
-    kind = "postgresql"
-
-    def __init__(self, url: str, **options: Any) -> None:
-        dsn, channel = _take_channel(url)
-        for prefix in ("postgresql+asyncpg://", "postgres+asyncpg://"):
-            if dsn.startswith(prefix):
-                dsn = "postgresql://" + dsn[len(prefix):]
-        options.setdefault("channel", channel)
-        super().__init__(**options)
-        self.dsn = dsn
-        self._listener: Any = None  # asyncpg.Connection
-        self._lost: asyncio.Event | None = None
-        self._pool: Any = None  # asyncpg.Pool
-
-    @property
-    def _listen_sql(self) -> str:
-        return 'LISTEN "' + self.channel.replace('"', '""') + '"'
-
-    async def _subscribe(self) -> None:
-        import asyncpg
-
-        lost = self._lost = asyncio.Event()
-        self._listener = await asyncpg.connect(
-            self.dsn, timeout=self.connect_timeout, server_settings={"application_name": self.name[:63]}
-        )
-        self._listener.add_termination_listener(lambda _connection: lost.set())
-        await asyncio.wait_for(
-            self._listener.add_listener(self.channel, self._on_notify), self.connect_timeout
-        )
-
-    def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
-        self._received(payload)
-
-    async def _watch(self) -> None:
-        assert self._lost is not None
-        while not self._stopped.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._lost.wait(), self.ping_interval)
-                return
-            if self._listener is None or self._listener.is_closed():
-                return
-            # A half-open connection never reports its death: ask it something.
-            await asyncio.wait_for(self._listener.execute(self._listen_sql), self.connect_timeout)
-
-    async def _unsubscribe(self) -> None:
-        connection, self._listener = self._listener, None
-        if connection is None or connection.is_closed():
-            return
-        try:
-            await asyncio.wait_for(connection.close(), 2.0)
-        except Exception:  # noqa: BLE001 - it is going away either way
-            connection.terminate()
-
-    async def _open_publisher(self) -> None:
-        import asyncpg
-
-        # min_size=0: creating the pool never fails; the first NOTIFY connects.
-        self._pool = asyncpg.create_pool(
-            self.dsn, min_size=0, max_size=4, timeout=self.connect_timeout,
-            server_settings={"application_name": f"{self.name}-publish"[:63]},
-        )  # fmt: skip
-        await self._pool
-        with contextlib.suppress(Exception):  # warm one connection up; fine if the server is down
-            await asyncio.wait_for(self._pool.execute("SELECT 1"), self.connect_timeout)
-
-    async def _send(self, payload: str) -> None:
-        if self._pool is None:
-            raise ConnectionError("the broker is not started")
-        await self._pool.execute("SELECT pg_notify($1, $2)", self.channel, payload)
-
-    async def _close_publisher(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            try:
-                await asyncio.wait_for(pool.close(), 5.0)
-            except Exception:  # noqa: BLE001
-                pool.terminate()
-
-
-class RedisBroker(RemoteBroker):
-    """Redis pub/sub: one subscribed connection per worker, PUBLISH on the regular client.
-
-    URL: ``redis://`` or ``rediss://`` (``redis://host:6379/0``), optionally ``?channel=NAME`` so
-    that several deployments can share one Redis. redis-py's own silent reconnects are turned off
-    on the subscription so that a drop is seen (and streams catch up after it).
-    """
-
-    kind = "redis"
-
-    def __init__(self, url: str, **options: Any) -> None:
-        url, channel = _take_channel(url)
-        options.setdefault("channel", channel)
-        super().__init__(**options)
-        self.url = url
-        self._client: Any = None  # the subscription's redis.asyncio.Redis
-        self._pubsub: Any = None
-        self._publisher: Any = None
-
-    def _redis(self, retries: int, name: str) -> Any:
-        from redis.asyncio import Redis
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-
-        return Redis.from_url(
-            self.url, retry=Retry(NoBackoff(), retries), socket_connect_timeout=self.connect_timeout,
-            socket_keepalive=True, client_name=name,
-        )  # fmt: skip
-
-    async def _subscribe(self) -> None:
-        self._client = self._redis(0, self.name)
-        self._pubsub = self._client.pubsub()
-        await asyncio.wait_for(self._pubsub.subscribe(self.channel), self.connect_timeout)
-        # Subscribed only once the server says so: wake-ups published from then on reach us.
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.connect_timeout
-        while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError("no subscribe confirmation")
-            message = await self._pubsub.get_message(timeout=remaining)
-            if message is None:
-                continue
-            if message["type"] == "subscribe":
-                return
-            self._handle(message)
-
-    def _handle(self, message: dict) -> None:
-        if message["type"] == "message":
-            self._received(message["data"])
-
-    async def _watch(self) -> None:
-        pinged = False
-        while not self._stopped.is_set():
-            message = await self._pubsub.get_message(timeout=self.ping_interval)
-            if message is not None:
-                pinged = False  # anything heard proves the connection alive
-                self._handle(message)
-                continue
-            if pinged:
-                raise ConnectionError(f"no answer to PING within {self.ping_interval}s")
-            await asyncio.wait_for(self._pubsub.ping(), self.connect_timeout)
-            pinged = True
-
-    async def _unsubscribe(self) -> None:
-        pubsub, client = self._pubsub, self._client
-        self._pubsub = self._client = None
-        for closable in (pubsub, client):
-            if closable is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(closable.aclose(), 2.0)
-
-    async def _open_publisher(self) -> None:
-        # One retry: a pooled connection the server closed is replaced once, at once.
-        self._publisher = self._redis(1, f"{self.name}-publish")
-
-    async def _send(self, payload: str) -> None:
-        if self._publisher is None:
-            raise ConnectionError("the broker is not started")
-        await self._publisher.publish(self.channel, payload)
-
-    async def _close_publisher(self) -> None:
-        publisher, self._publisher = self._publisher, None
-        if publisher is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(publisher.aclose(), 2.0)

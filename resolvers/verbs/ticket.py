@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from models.entities import Ticket
 from models.types import utcnow
-from resolvers.unit import UnitOfWork
+from resolvers.work import Work
 
 
-async def assign(uow: UnitOfWork, id_: str, *, assignee: str, expected_version: int | None = None) -> Ticket:
+async def assign(uow: Work, id_: str, *, assignee: str, expected_version: int | None = None) -> Ticket:
     return await uow.transition(
         Ticket, id_, "assign", values={"assignee_id": assignee}, expected_version=expected_version
     )
 
 
 async def resolve(
-    uow: UnitOfWork, id_: str, *, resolution: str | None = None, expected_version: int | None = None
+    uow: Work, id_: str, *, resolution: str | None = None, expected_version: int | None = None
 ) -> Ticket:
     return await uow.transition(
         Ticket, id_, "resolve", values={"resolved_at": utcnow()},
@@ -23,21 +23,21 @@ async def resolve(
 
 
 async def escalate(
-    uow: UnitOfWork, id_: str, *, reason: str | None = None, expected_version: int | None = None
+    uow: Work, id_: str, *, reason: str | None = None, expected_version: int | None = None
 ) -> Ticket:
     return await uow.transition(
         Ticket, id_, "escalate", args={"reason": reason}, expected_version=expected_version
     )
 
 
-async def close(uow: UnitOfWork, id_: str, *, expected_version: int | None = None) -> Ticket:
+async def close(uow: Work, id_: str, *, expected_version: int | None = None) -> Ticket:
     return await uow.transition(
         Ticket, id_, "close", values={"closed_at": utcnow()}, expected_version=expected_version
     )
 
 
 async def reopen(
-    uow: UnitOfWork, id_: str, *, reason: str | None = None, expected_version: int | None = None
+    uow: Work, id_: str, *, reason: str | None = None, expected_version: int | None = None
 ) -> Ticket:
     """Reopen a resolved or closed ticket; it is neither resolved nor closed any more."""
     return await uow.transition(

@@ -6,11 +6,11 @@ from datetime import datetime
 
 from models.entities import Metric
 from models.types import utcnow
-from resolvers.unit import UnitOfWork
+from resolvers.work import Work
 
 
 async def record(
-    uow: UnitOfWork,
+    uow: Work,
     id_: str,
     *,
     value: float,

@@ -7,7 +7,7 @@ import asyncio
 import os
 import sys
 
-from graph.settings import Settings
+from graph.server.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,7 +110,7 @@ def _serve(args: argparse.Namespace) -> int:
             return 1
         os.environ["MIGRATE_ON_START"] = "false"
     uvicorn.run(
-        "graph.app:app_from_environment",
+        "graph.server.app:app_from_environment",
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -126,8 +126,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _create_key(args: argparse.Namespace) -> int:
-    from models import migrate
-    from models.db import Database
+    from models.db import migrate
+    from models.db.engine import Database
     from resolvers.keys import create_key
 
     db = Database(args.database_url or Settings().database_url)
@@ -146,7 +146,7 @@ async def _create_key(args: argparse.Namespace) -> int:
 
 
 async def _revoke_key(args: argparse.Namespace) -> int:
-    from models.db import Database
+    from models.db.engine import Database
     from resolvers.keys import revoke_key
 
     db = Database(args.database_url or Settings().database_url)
@@ -162,8 +162,8 @@ async def _revoke_key(args: argparse.Namespace) -> int:
 
 
 async def _schema_problem(url: str) -> str | None:
-    from graph.app import SchemaNotCurrent, prepare_schema
-    from models.db import Database
+    from graph.server.app import SchemaNotCurrent, prepare_schema
+    from models.db.engine import Database
 
     db = Database(url)
     try:
@@ -176,8 +176,8 @@ async def _schema_problem(url: str) -> str | None:
 
 
 async def _migrate(url: str, *, quiet: bool = False) -> int:
-    from models import migrate
-    from models.db import Database
+    from models.db import migrate
+    from models.db.engine import Database
 
     db = Database(url)
     try:
@@ -192,17 +192,18 @@ async def _migrate(url: str, *, quiet: bool = False) -> int:
 async def _seed(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from models.db import Database
-    from resolvers.seed import seed
+    from models.db.engine import Database
+    from graph.cli.seed import seed
+    from graph.server.app import deployment_hooks
 
     db = Database(args.database_url or Settings().database_url)
-    from models import migrate
+    from models.db import migrate
 
     await migrate.upgrade(db)
     total = args.organizations + args.contacts + args.tickets
     with tqdm(total=total, unit="entity", desc="seeding") as bar:
         counts = await seed(
-            db, tenant=args.tenant, organizations=args.organizations, contacts=args.contacts,
+            db, hooks=deployment_hooks(), tenant=args.tenant, organizations=args.organizations, contacts=args.contacts,
             tickets=args.tickets, random_seed=args.seed, progress=bar.update,
         )  # fmt: skip
     await db.dispose()

@@ -24,7 +24,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Bas
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
-from graph.limits import Limits, TooComplex, parsed, prescan, too_complex, variables_too_deep
+from graph.validation import Limits, TooComplex, parsed, prescan, too_complex, variables_too_deep
 
 #: Results a subscriber may have waiting before it is ended as too slow.
 BACKLOG_LIMIT = 5_000
@@ -188,7 +188,7 @@ class _SharingSchema:
         return await self._fanout.subscribe(key, run)
 
     def _refusal(self, query: str, variables: Any, operation_name: str | None) -> GraphQLError | None:
-        """The limits of ``graph.limits``, for operations arriving over WebSocket."""
+        """The limits of ``graph.validation``, for operations arriving over WebSocket."""
         limits = self._limits
         problem = prescan(query, limits.max_tokens, 2 * limits.max_depth + 4)
         if problem is not None:

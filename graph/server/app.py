@@ -22,18 +22,21 @@ from strawberry.exceptions import ConnectionRejectionError
 from cross_web import HTTPException
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
-from models import migrate
-from models.db import Database
-from resolvers.broker import Broker, broker_from_url
+from models.db import migrate
+from models.db.engine import Database
+from graph.server.brokers.factory import broker_from_url
+from resolvers.wakeups import Broker
+from resolvers.hooks import Hooks, load_plugins
 from resolvers.keys import KeyRing, Principal
 from resolvers.live import Live
 from resolvers.loaders import Loaders
+from resolvers import reactions
 from graph import fastpath
 from graph.context import Context
-from graph.fanout import Fanout, sharing_handlers
-from graph.http import ANONYMOUS, GRAPHQL_RESPONSE, Door, Refusal, bearer
+from graph.server.fanout import Fanout, sharing_handlers
+from graph.server.http import ANONYMOUS, GRAPHQL_RESPONSE, Door, Refusal, bearer
 from graph.schema import build_schema
-from graph.settings import Settings
+from graph.server.settings import Settings
 
 log = logging.getLogger("support_graph")
 
@@ -45,6 +48,7 @@ class Services:
     settings: Settings
     db: Database
     broker: Broker
+    hooks: Hooks
     keys: KeyRing
     live: Live
     fanout: Fanout
@@ -145,6 +149,7 @@ class SupportGraphQL(GraphQL):
             db=services.db,
             tenant=principal.tenant,
             actor=principal.actor,
+            hooks=services.hooks,
             publish=services.broker.publish,
             services=services,
             **extra,
@@ -185,7 +190,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     db = Database(settings.database_url)
     broker = broker_from_url(settings.broker_url)
-    services = Services(settings, db, broker, KeyRing(db), Live(db, broker, poll_interval=settings.live_poll_seconds), Fanout())
+    live = Live(db, broker, poll_interval=settings.live_poll_seconds)
+    services = Services(settings, db, broker, deployment_hooks(), KeyRing(db), live, Fanout())
     graphql_app = SupportGraphQL(services)
 
     @asynccontextmanager
@@ -224,6 +230,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.services = services
     app.state.graphql = graphql_app
     return app
+
+
+def deployment_hooks() -> Hooks:
+    """The hooks every unit of work runs: those that ship, then each installed plugin's."""
+    hooks = Hooks()
+    reactions.register(hooks)
+    load_plugins(hooks)
+    return hooks
 
 
 class SchemaNotCurrent(RuntimeError):

@@ -17,12 +17,16 @@ from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import select
 
-from models.db import Database
+from models.db.engine import Database
 from models.entities import Contact, Deal, Organization, Subscription, Ticket
 from models.types import utcnow
-from resolvers import contact as contacts_, deal as deals_, issue as issues_, subscription as billing
-from resolvers import ticket as tickets_
-from resolvers.unit import UnitOfWork  # which runs the hooks that ship (resolvers.reactions)
+from resolvers.verbs import contact as contacts_
+from resolvers.verbs import deal as deals_
+from resolvers.verbs import issue as issues_
+from resolvers.verbs import subscription as billing
+from resolvers.verbs import ticket as tickets_
+from resolvers.hooks import Hooks
+from resolvers.unit import UnitOfWork
 
 ACTOR = "seed"
 BATCH = 50  # creates per transaction
@@ -146,8 +150,8 @@ def _pick(rng: random.Random, weights: dict[Any, Any]) -> Any:
 
 
 async def seed(
-    db: Database, *, tenant: str = "default", organizations: int, contacts: int, tickets: int,
-    random_seed: int = 7, progress: Callable[[int], object] = lambda n: None,
+    db: Database, *, hooks: Hooks, tenant: str = "default", organizations: int, contacts: int,
+    tickets: int, random_seed: int = 7, progress: Callable[[int], object] = lambda n: None,
 ) -> dict[str, int]:  # fmt: skip
     """Load ``organizations`` customers (plus the support team's own), ``contacts`` people (a few
     of them support agents), ``tickets`` tickets, subscriptions and deals, with whatever the hooks
@@ -157,15 +161,17 @@ async def seed(
     """
     if organizations < 1 or contacts < 2 or tickets < 0:
         raise ValueError("seed needs at least 1 organization and 2 contacts")
-    seeder = _Seeder(db, tenant, random.Random(random_seed), progress)
+    seeder = _Seeder(db, hooks, tenant, random.Random(random_seed), progress)
     await seeder.run(organizations, contacts, tickets)
     kinds = ["organizations", "contacts", "tickets", "subscriptions", "deals", "issues", "activities", "metrics"]
     return {kind: seeder.counts[kind] for kind in [*kinds, "events"]}
 
 
 class _Seeder:
-    def __init__(self, db: Database, tenant: str, rng: random.Random, progress: Callable[[int], object]):
-        self.db, self.tenant, self.rng, self.progress = db, tenant, rng, progress
+    def __init__(
+        self, db: Database, hooks: Hooks, tenant: str, rng: random.Random, progress: Callable[[int], object]
+    ) -> None:
+        self.db, self.hooks, self.tenant, self.rng, self.progress = db, hooks, tenant, rng, progress
         self.counts: Counter[str] = Counter()
         self.taken: set[str] = set()  # slugs, domains and emails already used in the tenant
         self.now = utcnow()
@@ -200,7 +206,7 @@ class _Seeder:
         done: list[T] = []
         for start in range(0, len(items), BATCH):
             chunk = items[start : start + BATCH]
-            async with UnitOfWork(self.db, tenant=self.tenant, actor=ACTOR) as uow:
+            async with UnitOfWork(self.db, tenant=self.tenant, actor=ACTOR, hooks=self.hooks) as uow:
                 done += [await step(uow, item) for item in chunk]
             for event in uow.events:
                 self.counts["events"] += 1

@@ -9,11 +9,10 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-import migrations
+from models.db.engine import Database
 
-from models.db import Database
-
-SCRIPTS = Path(migrations.__file__).parent
+#: the Alembic tree: env.py, script.py.mako and versions/
+SCRIPTS = Path(__file__).parent / "migrations"
 
 
 def alembic_config(connection=None) -> Config:

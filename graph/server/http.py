@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from graphql import GraphQLError, OperationType
 
-from graph.limits import Limits, RateLimiter, operation_of, parsed, prescan, too_complex, variables_too_deep
+from graph.validation import Limits, RateLimiter, operation_of, parsed, prescan, too_complex, variables_too_deep
 from resolvers.keys import KeyRing, Principal
 from models.base import ANONYMOUS_ACTOR, DEFAULT_TENANT
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 from datetime import date
 
 from models.entities import Deal
-from resolvers.unit import UnitOfWork
+from resolvers.work import Work
 
 
-async def advance(uow: UnitOfWork, id_: str, *, expected_version: int | None = None) -> Deal:
+async def advance(uow: Work, id_: str, *, expected_version: int | None = None) -> Deal:
     """Move the deal to the next pipeline stage."""
     return await uow.transition(Deal, id_, "advance", expected_version=expected_version)
 
 
 async def win(
-    uow: UnitOfWork, id_: str, *, reason: str | None = None, expected_version: int | None = None
+    uow: Work, id_: str, *, reason: str | None = None, expected_version: int | None = None
 ) -> Deal:
     return await uow.transition(
         Deal, id_, "win",
@@ -24,7 +24,7 @@ async def win(
 
 
 async def lose(
-    uow: UnitOfWork, id_: str, *, reason: str | None = None, expected_version: int | None = None
+    uow: Work, id_: str, *, reason: str | None = None, expected_version: int | None = None
 ) -> Deal:
     return await uow.transition(
         Deal, id_, "lose",
@@ -33,14 +33,14 @@ async def lose(
     )  # fmt: skip
 
 
-async def close(uow: UnitOfWork, id_: str, *, expected_version: int | None = None) -> Deal:
+async def close(uow: Work, id_: str, *, expected_version: int | None = None) -> Deal:
     deal = await uow.load(Deal, id_, lock=False)
     values = {} if deal.actual_close_date else {"actual_close_date": date.today()}
     return await uow.transition(Deal, id_, "close", values=values, expected_version=expected_version)
 
 
 async def reopen(
-    uow: UnitOfWork, id_: str, *, reason: str | None = None, expected_version: int | None = None
+    uow: Work, id_: str, *, reason: str | None = None, expected_version: int | None = None
 ) -> Deal:
     return await uow.transition(
         Deal, id_, "reopen", values={"actual_close_date": None},

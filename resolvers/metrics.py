@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Float, and_, case, cast, exists, extract, func, literal, select, union_all
 from sqlalchemy.sql import ColumnElement
 
-from models.db import Database
+from models.db.engine import Database
 from models.entities import Ticket
 from models.event import Event
 from resolvers.query import compile_where
