@@ -26,7 +26,7 @@ import asyncio
 import secrets
 import string
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import aiosqlite
 import orjson
@@ -217,7 +217,7 @@ class Store:
         if not isinstance(subject, str) or not subject.strip():
             return "subject is required"
         id_ = new_id("ticket")
-        moment = datetime.now(timezone.utc)
+        moment = datetime.now(UTC)
         now = db_time(moment)
         snapshot = {
             "id": id_, "version": 1, "createdAt": moment.isoformat(), "updatedAt": moment.isoformat(),
@@ -242,7 +242,7 @@ class Store:
         return {"data": {"createTicket": {"id": id_, "version": 1, "status": "OPEN"}}}
 
     async def resolve_ticket(self, id_: str, resolution: str | None) -> dict | str:
-        moment = datetime.now(timezone.utc)
+        moment = datetime.now(UTC)
         now = db_time(moment)
         assert self.writer is not None
         async with self.write_lock:
@@ -254,7 +254,10 @@ class Store:
                 if row is None:
                     await conn.execute("ROLLBACK")
                     return f"Ticket {id_!r} not found or not resolvable"
-                data = {"status": {"before": None, "after": "RESOLVED"}, "resolvedAt": {"before": None, "after": moment.isoformat()}}
+                data = {
+                    "status": {"before": None, "after": "RESOLVED"},
+                    "resolvedAt": {"before": None, "after": moment.isoformat()},
+                }
                 if resolution:
                     data["resolution"] = resolution
                 await self._event(conn, id_, "Ticket.Resolved", now, row[1], data)

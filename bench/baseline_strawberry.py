@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import argparse
 from collections import defaultdict
-from datetime import datetime, timezone
-from typing import Optional
+from datetime import UTC, datetime
 
 import strawberry
 from aiodataloader import DataLoader
@@ -41,8 +40,8 @@ class ContactRow(SQLModel, table=True):
     id: str = Field(primary_key=True)
     tenant: str
     name: str
-    email: Optional[str] = None
-    deleted_at: Optional[datetime] = None
+    email: str | None = None
+    deleted_at: datetime | None = None
 
 
 class OrganizationRow(SQLModel, table=True):
@@ -50,7 +49,7 @@ class OrganizationRow(SQLModel, table=True):
     id: str = Field(primary_key=True)
     tenant: str
     name: str
-    deleted_at: Optional[datetime] = None
+    deleted_at: datetime | None = None
 
 
 class DealRow(SQLModel, table=True):
@@ -60,19 +59,19 @@ class DealRow(SQLModel, table=True):
     name: str
     stage: str
     value: float
-    deleted_at: Optional[datetime] = None
+    deleted_at: datetime | None = None
 
 
 class SubscriptionRow(SQLModel, table=True):
     __tablename__ = "subscription"
     id: str = Field(primary_key=True)
     tenant: str
-    organization_id: Optional[str] = None
-    plan: Optional[str] = None
+    organization_id: str | None = None
+    plan: str | None = None
     status: str
     started_at: datetime
     created_at: datetime
-    deleted_at: Optional[datetime] = None
+    deleted_at: datetime | None = None
 
 
 class TicketRow(SQLModel, table=True):
@@ -81,13 +80,13 @@ class TicketRow(SQLModel, table=True):
     tenant: str
     subject: str
     status: str
-    priority: Optional[str] = None
-    requester_id: Optional[str] = None
-    assignee_id: Optional[str] = None
-    organization_id: Optional[str] = None
-    deal_id: Optional[str] = None
+    priority: str | None = None
+    requester_id: str | None = None
+    assignee_id: str | None = None
+    organization_id: str | None = None
+    deal_id: str | None = None
     created_at: datetime
-    deleted_at: Optional[datetime] = None
+    deleted_at: datetime | None = None
 
 
 class IssueRow(SQLModel, table=True):
@@ -96,9 +95,9 @@ class IssueRow(SQLModel, table=True):
     tenant: str
     title: str
     status: str
-    ticket_id: Optional[str] = None
+    ticket_id: str | None = None
     created_at: datetime
-    deleted_at: Optional[datetime] = None
+    deleted_at: datetime | None = None
 
 
 class ActivityRow(SQLModel, table=True):
@@ -107,9 +106,9 @@ class ActivityRow(SQLModel, table=True):
     tenant: str
     subject: str
     status: str
-    ticket_id: Optional[str] = None
+    ticket_id: str | None = None
     created_at: datetime
-    deleted_at: Optional[datetime] = None
+    deleted_at: datetime | None = None
 
 
 class EventRow(SQLModel, table=True):
@@ -166,7 +165,7 @@ class Loaders:
 
 
 def utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 # --- types --------------------------------------------------------------------------------------
@@ -176,21 +175,21 @@ def utc(moment: datetime) -> datetime:
 class Contact:
     id: strawberry.ID
     name: str
-    email: Optional[str]
+    email: str | None
 
     @classmethod
-    def from_row(cls, row: ContactRow | None) -> Optional["Contact"]:
+    def from_row(cls, row: ContactRow | None) -> Contact | None:
         return None if row is None else cls(id=row.id, name=row.name, email=row.email)
 
 
 @strawberry.type
 class Subscription:
     id: strawberry.ID
-    plan: Optional[str]
+    plan: str | None
     status: str
 
     @classmethod
-    def from_row(cls, row: SubscriptionRow | None) -> Optional["Subscription"]:
+    def from_row(cls, row: SubscriptionRow | None) -> Subscription | None:
         return None if row is None else cls(id=row.id, plan=row.plan, status=row.status)
 
 
@@ -210,7 +209,7 @@ class Organization:
         return SubscriptionConnection(nodes=[Subscription.from_row(r) for r in rows[:first]])
 
     @classmethod
-    def from_row(cls, row: OrganizationRow | None) -> Optional["Organization"]:
+    def from_row(cls, row: OrganizationRow | None) -> Organization | None:
         return None if row is None else cls(id=row.id, name=row.name)
 
 
@@ -255,14 +254,14 @@ class Ticket:
     id: strawberry.ID
     subject: str
     status: str
-    priority: Optional[str]
-    requester_id: strawberry.Private[Optional[str]]
-    assignee_id: strawberry.Private[Optional[str]]
-    organization_id: strawberry.Private[Optional[str]]
-    deal_id: strawberry.Private[Optional[str]]
+    priority: str | None
+    requester_id: strawberry.Private[str | None]
+    assignee_id: strawberry.Private[str | None]
+    organization_id: strawberry.Private[str | None]
+    deal_id: strawberry.Private[str | None]
 
     @classmethod
-    def from_row(cls, row: TicketRow) -> "Ticket":
+    def from_row(cls, row: TicketRow) -> Ticket:
         return cls(
             id=row.id, subject=row.subject, status=row.status, priority=row.priority,
             requester_id=row.requester_id, assignee_id=row.assignee_id,
@@ -270,32 +269,32 @@ class Ticket:
         )  # fmt: skip
 
     @strawberry.field
-    async def requester(self, info: Info) -> Optional[Contact]:
+    async def requester(self, info: Info) -> Contact | None:
         if self.requester_id is None:
             return None
         return Contact.from_row(await info.context["loaders"].contact.load(self.requester_id))
 
     @strawberry.field
-    async def assignee(self, info: Info) -> Optional[Contact]:
+    async def assignee(self, info: Info) -> Contact | None:
         if self.assignee_id is None:
             return None
         return Contact.from_row(await info.context["loaders"].contact.load(self.assignee_id))
 
     @strawberry.field
-    async def organization(self, info: Info) -> Optional[Organization]:
+    async def organization(self, info: Info) -> Organization | None:
         if self.organization_id is None:
             return None
         return Organization.from_row(await info.context["loaders"].organization.load(self.organization_id))
 
     @strawberry.field
-    async def deal(self, info: Info) -> Optional[Deal]:
+    async def deal(self, info: Info) -> Deal | None:
         if self.deal_id is None:
             return None
         row = await info.context["loaders"].deal.load(self.deal_id)
         return None if row is None else Deal(id=row.id, name=row.name, stage=row.stage, value=row.value)
 
     @strawberry.field
-    async def subscription(self, info: Info) -> Optional[Subscription]:
+    async def subscription(self, info: Info) -> Subscription | None:
         if self.organization_id is None:
             return None
         rows = await info.context["loaders"].subscriptions_by_org.load(self.organization_id)
@@ -344,7 +343,7 @@ class Query:
         return TicketConnection(nodes=[Ticket.from_row(r) for r in rows])
 
     @strawberry.field
-    async def ticket(self, info: Info, id: strawberry.ID) -> Optional[Ticket]:
+    async def ticket(self, info: Info, id: strawberry.ID) -> Ticket | None:
         async with AsyncSession(info.context["engine"]) as session:
             row = (await session.exec(select(TicketRow).where(TicketRow.tenant == TENANT, TicketRow.id == id))).first()
         return None if row is None else Ticket.from_row(row)

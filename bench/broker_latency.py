@@ -257,7 +257,11 @@ def main(argv: list[str] | None = None) -> int:
             [{"broker": r.broker, "event": r.event, "request": r.request, "response": r.response} for r in runs]
         ))  # fmt: skip
     if not args.no_results:
-        print("appended to bench/RESULTS.md" if append_results(runs, args.n) else "(no bench/RESULTS.md: nothing appended)")
+        print(
+            "appended to bench/RESULTS.md"
+            if append_results(runs, args.n)
+            else "(no bench/RESULTS.md: nothing appended)"
+        )
     return 0
 
 

@@ -64,7 +64,7 @@ class ServerProcess:
         return self.proc.pid
 
     def start(self, ready_timeout: float = 60.0) -> None:
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - open as long as the server runs
         self.proc = subprocess.Popen(
             self.argv, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
@@ -193,12 +193,18 @@ end
 def lua_script(workload: Workload) -> str:
     head = 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
     if workload.kind == "static":
-        return head + f"wrk.body = {_lua_string(workload.body)}\n" + _LUA_COMMON + (
-            "function response(status, headers, body)\n  check(status, body)\nend\n"
+        return (
+            head
+            + f"wrk.body = {_lua_string(workload.body)}\n"
+            + _LUA_COMMON
+            + ("function response(status, headers, body)\n  check(status, body)\nend\n")
         )
     create_a, create_b = workload.create.split("{n}", 1)
     resolve_a, resolve_b = workload.resolve.split("{id}", 1)
-    return head + _LUA_COMMON + f"""
+    return (
+        head
+        + _LUA_COMMON
+        + f"""
 local create_a, create_b = {_lua_string(create_a)}, {_lua_string(create_b)}
 local resolve_a, resolve_b = {_lua_string(resolve_a)}, {_lua_string(resolve_b)}
 local queue = {{}}
@@ -227,6 +233,7 @@ function response(status, headers, body)
   end
 end
 """
+    )
 
 
 def have_wrk() -> bool:
@@ -257,10 +264,10 @@ def run_wrk(
         out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     finally:
         script.unlink(missing_ok=True)
-    line = next((l for l in out.stdout.splitlines() if l.startswith("WRKJSON ")), None)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("WRKJSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk gave no summary (rc {out.returncode}): {out.stdout[-500:]} {out.stderr[-500:]}")
-    data = json.loads(line[len("WRKJSON "):])
+    data = json.loads(line[len("WRKJSON ") :])
     secs = data["duration_us"] / 1e6
     return LoadResult(
         requests=data["requests"], seconds=secs, rps=data["requests"] / secs if secs else 0.0,
@@ -286,10 +293,10 @@ def run_python_load(
         out = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 60)
     finally:
         spec.unlink(missing_ok=True)
-    line = next((l for l in out.stdout.splitlines() if l.startswith("LOADJSON ")), None)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("LOADJSON ")), None)
     if line is None:
         raise RuntimeError(f"load client failed (rc {out.returncode}): {out.stderr[-1000:]}")
-    return LoadResult(**json.loads(line[len("LOADJSON "):]))
+    return LoadResult(**json.loads(line[len("LOADJSON ") :]))
 
 
 async def _python_load(url: str, workload: Workload, seconds: float, connections: int) -> LoadResult:

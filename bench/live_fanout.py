@@ -275,8 +275,16 @@ def _tickets(http: httpx.Client, count: int) -> list[str]:
 SUPPORT_GRAPH = Target(
     name="support-graph",
     command=lambda port, tmp: [
-        sys.executable, "-m", "graph", "serve", "--port", str(port),
-        "--database-url", f"sqlite+aiosqlite:///{tmp}/bench.db", "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "graph",
+        "serve",
+        "--port",
+        str(port),
+        "--database-url",
+        f"sqlite+aiosqlite:///{tmp}/bench.db",
+        "--log-level",
+        "warning",
     ],
     prepare=_tickets,
     trigger=lambda target: ("/graphql", {"query": UPDATE, "variables": {"id": target, "d": uuid.uuid4().hex}}),
@@ -286,7 +294,13 @@ SUPPORT_GRAPH = Target(
 PLAIN_STRAWBERRY = Target(
     name="plain-strawberry",
     command=lambda port, tmp: [
-        sys.executable, "-m", "bench.plain_strawberry_broadcast", "--port", str(port), "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "bench.plain_strawberry_broadcast",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
     ],
     prepare=lambda http, count: [f"ticket_bench{i}" for i in range(count)],
     trigger=lambda target: ("/publish", {"type": "Ticket.Updated", "target": target}),
@@ -379,7 +393,7 @@ class Phase:
 
 def _collect(clients: Clients, sent: dict[str, float], expected: int, timeout: float) -> Phase:
     phase = Phase(sent=sent, expected=expected)
-    for total, least, ended, why, errors in clients.all("wait", timeout, timeout=timeout + 30):
+    for total, _least, ended, why, errors in clients.all("wait", timeout, timeout=timeout + 30):
         phase.delivered += total
         if ended:
             phase.problems.append(f"{ended} subscriber(s) ended: {why}")
@@ -658,6 +672,7 @@ def machine() -> dict:
 
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())  # fmt: skip
+
     def git(*command: str) -> str:
         done = subprocess.run(["git", *command], check=False, cwd=ROOT, capture_output=True, text=True, timeout=30)
         return done.stdout.strip()
@@ -749,14 +764,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst-timeout", type=float, default=180.0, help="seconds to wait for the burst")
     parser.add_argument("--settle", type=float, default=5.0, help="seconds before the settled RSS")
     parser.add_argument("--protocol", choices=sorted(NEXT), default="graphql-transport-ws")
-    parser.add_argument("--no-deflate", dest="deflate", action="store_false",
-                        help="do not offer permessage-deflate (browsers offer it; the default does too)")
+    parser.add_argument(
+        "--no-deflate",
+        dest="deflate",
+        action="store_false",
+        help="do not offer permessage-deflate (browsers offer it; the default does too)",
+    )
     parser.add_argument("--open-concurrency", type=int, default=50, help="handshakes in flight per client")
     parser.add_argument("--only", choices=[SUPPORT_GRAPH.name, PLAIN_STRAWBERRY.name], action="append")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the server during the burst (perturbs it)")
     parser.add_argument("--json", metavar="PATH", help="write every number here")
-    parser.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
-                        help="before each target, wait up to this long for the machine to be < 25 %% busy")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each target, wait up to this long for the machine to be < 25 %% busy",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.clients <= 16 or args.subscribers < args.clients or min(args.burst, args.bursts, args.rounds) < 1:
         parser.error("need 1–16 clients, a subscriber per client, and --burst, --bursts, --rounds ≥ 1")

@@ -53,14 +53,24 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
 
 from bench.http import (
-    HOST, ROOT, LoadResult, Machine, ServerProcess, Workload, free_port, have_wrk, post_json, run_load,
-    versions, wrk_version,
+    HOST,
+    ROOT,
+    LoadResult,
+    Machine,
+    ServerProcess,
+    Workload,
+    free_port,
+    have_wrk,
+    post_json,
+    run_load,
+    versions,
+    wrk_version,
 )  # fmt: skip
 
 PY = sys.executable
@@ -79,7 +89,7 @@ Q2 = (
     "events(first: 20) { nodes { type timestamp } } } }"
 )
 CREATE = "mutation Create($input: CreateTicketInput!) { createTicket(input: $input) { id version status } }"
-RESOLVE = "mutation Resolve($id: ID!) { resolveTicket(id: $id, resolution: \"bench\") { id version status } }"
+RESOLVE = 'mutation Resolve($id: ID!) { resolveTicket(id: $id, resolution: "bench") { id version status } }'
 
 SCENARIO_TITLES = {
     "1": "tickets(first: 50) + requester + organization",
@@ -237,7 +247,7 @@ class Meter:
     def __init__(self, pid: int) -> None:
         self.pid = pid
 
-    def __enter__(self) -> "Meter":
+    def __enter__(self) -> Meter:
         self.t0, self.server0 = time.monotonic(), cpu_seconds(self.pid)
         self.load0, self.busy0 = children_cpu_seconds(), busy_cpu_seconds()
         return self
@@ -288,7 +298,11 @@ class Cell:
 
 
 def measure(
-    servers: dict[str, ServerProcess], loads: dict[str, Workload], scenarios: list[str], args, workdir: Path,
+    servers: dict[str, ServerProcess],
+    loads: dict[str, Workload],
+    scenarios: list[str],
+    args,
+    workdir: Path,
     profiles: list,
 ) -> dict[tuple[str, str], Cell]:
     """Every scenario's rounds; right after the rounds of scenarios 1 and 3, a py-spy profile of C."""
@@ -527,7 +541,8 @@ def profile_text(p: Profile, top: int = 15) -> str:
     lines = [
         f"support-graph under scenario {p.scenario} for {p.seconds:g} s "
         f"(`py-spy record --rate {RATE} --threads`, blocking)"
-        + (f", while serving {p.load.rps:.1f} req/s (sampling slows it down)" if p.load else "") + ".",
+        + (f", while serving {p.load.rps:.1f} req/s (sampling slows it down)" if p.load else "")
+        + ".",
         "",
         f"- Main thread (the event loop, where all Python request work runs): {main} samples = "
         f"{main / possible:.0%} of the {possible:.0f} possible, so it is busy or in uvloop's C code "
@@ -537,7 +552,8 @@ def profile_text(p: Profile, top: int = 15) -> str:
         f"({p.idle} samples parked waiting for work were dropped as idle)."
         + ("" if not others else " Other threads: " + ", ".join(f"{k} {v}" for k, v in others.items()) + "."),
         "- Main thread own time by package: "
-        + ", ".join(f"{name} {n / max(main, 1):.0%}" for name, n in p.packages().most_common(10)) + ".",
+        + ", ".join(f"{name} {n / max(main, 1):.0%}" for name, n in p.packages().most_common(10))
+        + ".",
         "",
         "| # | hottest functions, main thread, own time | share of main-thread samples |",
         "|---:|---|---:|",
@@ -548,7 +564,9 @@ def profile_text(p: Profile, top: int = 15) -> str:
         "| # | project code (graph/, resolvers/, models/), main thread, total time incl. callees | share |",
         "|---:|---|---:|",
     ]
-    lines += [f"| {i} | `{frame}` | {n / max(main, 1):.1%} |" for i, (frame, n) in enumerate(p.total.most_common(top), 1)]
+    lines += [
+        f"| {i} | `{frame}` | {n / max(main, 1):.1%} |" for i, (frame, n) in enumerate(p.total.most_common(top), 1)
+    ]
     return "\n".join(lines)
 
 
@@ -582,20 +600,21 @@ def report(cells, scenarios, profiles, notes, args, tool: str, seconds: float) -
     out = [
         "## Read and write paths",
         "",
-        f"Run {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}: `{command}` ({seconds / 60:.1f} min).",
+        f"Run {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}: `{command}` ({seconds / 60:.1f} min).",
         "",
         f"- Machine: {machine.nproc} CPUs ({machine.cpu}), {machine.system}. Load generator and servers "
         "share these CPUs (nothing pinned). Load average at start: "
-        + " ".join(f"{x:.2f}" for x in getattr(args, "loadavg", ())) + ".",
+        + " ".join(f"{x:.2f}" for x in getattr(args, "loadavg", ()))
+        + ".",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()) + f"; load generator: {tool}.",
         f"- support-graph code: {args.code_state}.",
         f"- Data: `python -m graph seed {' '.join(SEED_ARGS)}` (SQLite, WAL), one copy per server.",
         f"- Load: closed loop, {args.connections} connections, {args.rounds} rounds × {args.duration:g} s per "
         f"server and scenario after a {args.warmup:g} s warm-up, servers interleaved A, B, C per round; one "
         "uvicorn worker each. Numbers are medians over the rounds; req/s ratios are of the medians "
-        "(\"per round\": the lowest and highest ratio within one round, whose runs were back to back). "
-        "\"server CPU ms/req\" is the server process's user+system CPU time divided by the requests it answered; "
-        "\"other CPUs busy\" is the CPU time of everything except that server and the load generator during the "
+        '("per round": the lowest and highest ratio within one round, whose runs were back to back). '
+        '"server CPU ms/req" is the server process\'s user+system CPU time divided by the requests it answered; '
+        '"other CPUs busy" is the CPU time of everything except that server and the load generator during the '
         "run (other processes on the machine), in CPUs: above ~0.1 the machine was not quiet and req/s suffers.",
         "- (A) `bench/baseline_raw.py`: raw Starlette + aiosqlite + orjson; scenario 1 is one SQL JOIN, "
         "scenario 2 five statements, scenario 3 one transaction per request (INSERT or UPDATE of the ticket, "
@@ -652,7 +671,11 @@ def main(argv: list[str] | None = None) -> int:
     scenarios = [s for s in args.scenarios.split(",") if s in SCENARIO_TITLES]
     if not 1 <= args.rounds <= 50 or not 1 <= args.duration <= 300:
         parser.error("--rounds must be 1–50 and --duration 1–300")
-    tool = wrk_version() if args.tool == "wrk" or (args.tool == "auto" and have_wrk()) else "python-httpx (asyncio, own process)"
+    tool = (
+        wrk_version()
+        if args.tool == "wrk" or (args.tool == "auto" and have_wrk())
+        else "python-httpx (asyncio, own process)"
+    )
     log(f"load generator: {tool}")
 
     wait_quiet(args.wait_quiet)

@@ -16,14 +16,22 @@ from functools import lru_cache
 from typing import Any
 
 from graphql import (
-    BooleanValueNode, FieldNode, GraphQLError, IntValueNode, NullValueNode, OperationDefinitionNode,
-    OperationType, StringValueNode, VariableNode, parse,
+    BooleanValueNode,
+    FieldNode,
+    GraphQLError,
+    IntValueNode,
+    NullValueNode,
+    OperationDefinitionNode,
+    OperationType,
+    StringValueNode,
+    VariableNode,
+    parse,
 )  # fmt: skip
 from sqlalchemy import and_, bindparam, select
 
 from models.base import ENTITIES
-from models.history import api_names
 from models.db.plain import ids_value, in_ids
+from models.history import api_names
 from resolvers import query
 from resolvers.errors import DomainError
 from resolvers.validate import references
@@ -68,8 +76,8 @@ class Plan:
     def cursors(self) -> bool:
         """Whether the answer shows any cursor (edges' or pageInfo's)."""
         return any(
-            part == "edges" and any(what == "cursor" for _, what, _ in detail)
-            or part == "pageInfo" and any(name in ("startCursor", "endCursor") for _, name in detail)
+            (part == "edges" and any(what == "cursor" for _, what, _ in detail))
+            or (part == "pageInfo" and any(name in ("startCursor", "endCursor") for _, name in detail))
             for _, part, detail in self.parts
         )  # fmt: skip
 
@@ -117,7 +125,9 @@ def compile_plan(source: str, operation_name: str | None) -> Plan | None:
             arguments[name] = ("variable", value.name.value)
         elif isinstance(value, NullValueNode):
             arguments[name] = ("value", None)
-        elif isinstance(value, {"Int": IntValueNode, "String": StringValueNode, "Boolean": BooleanValueNode}[ARGUMENTS[name]]):
+        elif isinstance(
+            value, {"Int": IntValueNode, "String": StringValueNode, "Boolean": BooleanValueNode}[ARGUMENTS[name]]
+        ):
             raw = value.value
             arguments[name] = ("value", int(raw) if ARGUMENTS[name] == "Int" else raw)
         else:

@@ -7,13 +7,13 @@ import strawberry
 from strawberry import UNSET
 from strawberry.types import Info
 
+from graph.types.common import Connection, Node, list_connection, reverse
+from graph.types.event import Event, EventOrder, EventWhere
+from graph.types.support_metrics import support_metrics_field
 from models.base import ENTITIES
 from models.event import Event as EventRow
 from models.ids import type_of
 from resolvers import events, query
-from graph.types.common import Connection, Node, list_connection, reverse
-from graph.types.event import Event, EventOrder, EventWhere
-from graph.types.support_metrics import support_metrics_field
 
 
 def one(entity: str) -> Any:
@@ -39,7 +39,7 @@ async def fetch(info: Info, kind: type, id_: str, when: Optional[datetime] = Non
         found = await events.as_of(context.db, kind, tenant=context.tenant, id_=id_, when=when)
     else:
         found = await query.get(context.db, kind, tenant=context.tenant, id_=id_)
-    return None if found is None or found.deleted_at is not None and when is None else found
+    return None if found is None or (found.deleted_at is not None and when is None) else found
 
 
 @strawberry.type

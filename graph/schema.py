@@ -9,7 +9,6 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from graph.errors import ErrorCodes, is_internal
-from graph.validation import Limits
 from graph.mutations.activity import ActivityMutations
 from graph.mutations.contact import ContactMutations
 from graph.mutations.crud import crud
@@ -21,6 +20,7 @@ from graph.mutations.ticket import TicketMutations
 from graph.queries import Query
 from graph.subscriptions import Live
 from graph.types import activity, contact, deal, issue, metric, organization, subscription, ticket
+from graph.validation import Limits
 
 Mutation = merge_types(
     "Mutation",
@@ -63,8 +63,9 @@ class SupportSchema(strawberry.Schema):
             super().process_errors(unexpected, execution_context)
 
 
-def build_schema(limits: Limits = Limits()) -> strawberry.Schema:
+def build_schema(limits: Limits | None = None) -> strawberry.Schema:
     """The schema, with parsed and validated documents cached; batches up to ``limits``."""
+    limits = limits or Limits()
     return SupportSchema(
         query=Query,
         mutation=Mutation,

@@ -11,14 +11,14 @@ import strawberry
 from strawberry import UNSET
 from strawberry.types import Info
 
+from graph.types.common import plain
+from graph.types.event import Event
+from graph.types.ticket import Ticket, TicketWhere
 from models.entities import Ticket as TicketRow
 from resolvers.events import state_after
 from resolvers.live import EventFilter
 from resolvers.loaders import Loaders
 from resolvers.query import matches
-from graph.types.common import plain
-from graph.types.event import Event
-from graph.types.ticket import Ticket, TicketWhere
 
 
 @strawberry.type(description="A ticket event with the ticket as it stood right after it.")
@@ -56,9 +56,7 @@ class Live:
             context.loaders = Loaders(context.db, context.tenant)  # nothing cached across events
             yield event
 
-    @strawberry.subscription(
-        description="Ticket events whose ticket, right after the event, matches `where`."
-    )
+    @strawberry.subscription(description="Ticket events whose ticket, right after the event, matches `where`.")
     async def ticket_events(
         self, info: Info, where: Optional[TicketWhere] = UNSET, after: Optional[strawberry.ID] = UNSET
     ) -> AsyncGenerator[TicketEvent, None]:

@@ -15,8 +15,18 @@ from functools import lru_cache
 from typing import Any
 
 from graphql import (
-    DocumentNode, FieldNode, FragmentDefinitionNode, FragmentSpreadNode, GraphQLError, InlineFragmentNode,
-    IntValueNode, OperationDefinitionNode, Source, VariableNode, get_named_type, parse,
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    Source,
+    VariableNode,
+    get_named_type,
+    parse,
 )  # fmt: skip
 from graphql.language import Lexer, TokenKind
 
@@ -103,7 +113,9 @@ def operation_of(document: DocumentNode, name: str | None) -> OperationDefinitio
     return operations[0] if len(operations) == 1 else None
 
 
-def too_complex(limits: Limits, document: DocumentNode, schema: Any, variables: dict, name: str | None) -> TooComplex | None:
+def too_complex(
+    limits: Limits, document: DocumentNode, schema: Any, variables: dict, name: str | None
+) -> TooComplex | None:
     """Why the operation is over ``limits``' depth, aliases or node budget (None if within).
 
     Checked once the variables are known (``first: $n``), for HTTP at the door and for
@@ -113,8 +125,8 @@ def too_complex(limits: Limits, document: DocumentNode, schema: Any, variables: 
 
 def _problem(limits: Limits, document: Any, schema: Any, variables: dict, name: str | None) -> TooComplex | None:
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-    operation = operation_of(document, name)
-    for operation in [operation] if operation is not None else []:
+    chosen = operation_of(document, name)
+    for operation in [chosen] if chosen is not None else []:
         root = schema.get_root_type(operation.operation)
         if root is None:
             return None
@@ -142,7 +154,9 @@ class _Walk:
         self.schema, self.fragments, self.variables = schema, fragments, variables
         self.depth = self.aliases = self.nodes = 0
 
-    def selections(self, selection_set: Any, parent: Any, depth: int, multiplier: int, seen: frozenset = frozenset()) -> None:
+    def selections(
+        self, selection_set: Any, parent: Any, depth: int, multiplier: int, seen: frozenset = frozenset()
+    ) -> None:
         if selection_set is None:
             return
         self.depth = max(self.depth, depth)

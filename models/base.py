@@ -22,9 +22,7 @@ def text(max_length: int, **kwargs) -> str | None:
 
 def enum_column(enum: type[Enum], default: str | None = None, **kwargs) -> str | None:
     """An enum stored by its name, so PostgreSQL needs no enum types to migrate."""
-    return Field(
-        default=default, sa_type=String(32), sa_column_kwargs={"info": {"enum": enum}}, **kwargs
-    )
+    return Field(default=default, sa_type=String(32), sa_column_kwargs={"info": {"enum": enum}}, **kwargs)
 
 
 def bounded(low: float | None, high: float | None = None, default=None):

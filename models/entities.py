@@ -10,9 +10,22 @@ from sqlmodel import Field
 
 from models.base import Entity, bounded, enum_column, reference, register, text, timestamp
 from models.enums import (
-    ActivityStatus, ActivityType, ContactRole, ContactStage, ContactStatus, DealStage, IssueStatus,
-    IssueType, MetricType, OrganizationStatus, OrganizationTier, OrganizationType, Priority,
-    SubscriptionStatus, TicketChannel, TicketStatus,
+    ActivityStatus,
+    ActivityType,
+    ContactRole,
+    ContactStage,
+    ContactStatus,
+    DealStage,
+    IssueStatus,
+    IssueType,
+    MetricType,
+    OrganizationStatus,
+    OrganizationTier,
+    OrganizationType,
+    Priority,
+    SubscriptionStatus,
+    TicketChannel,
+    TicketStatus,
 )  # fmt: skip
 from models.types import JSONDocument, UTCDateTime
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import Enum
 
 
-class _Named(str, Enum):
+class _Named(str, Enum):  # noqa: UP042 - StrEnum's str() differs; this one is spelled out
     def __str__(self) -> str:  # so f-strings and JSON show "OPEN", not "TicketStatus.OPEN"
         return self.value
 

@@ -38,9 +38,7 @@ class VersionConflict(DomainError):
 class InvalidTransition(DomainError):
     code = "INVALID_TRANSITION"
 
-    def __init__(
-        self, entity: str, state: str | None, verb: str, allowed: list[str], **extensions: Any
-    ) -> None:
+    def __init__(self, entity: str, state: str | None, verb: str, allowed: list[str], **extensions: Any) -> None:
         noun = entity.lower()
         described = str(state).lower().replace("_", " ")
         article = "an" if described[0] in "aeiou" else "a"

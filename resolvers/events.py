@@ -25,9 +25,7 @@ async def state_after(db: Database, kind: type[Entity], *, tenant: str, event: E
     """The entity as it stood right after ``event``: the current row when nothing has happened
     to it since, otherwise replayed from its events up to that one."""
     async with db.reading() as session:
-        current = (
-            await session.execute(select(kind).where(kind.id == event.target, kind.tenant == tenant))
-        ).scalar()
+        current = (await session.execute(select(kind).where(kind.id == event.target, kind.tenant == tenant))).scalar()
         if current is not None and current.version == event.version:
             return current
         events = await _history(session, tenant, event.target, Event.seq <= event.seq)
@@ -36,7 +34,5 @@ async def state_after(db: Database, kind: type[Entity], *, tenant: str, event: E
 
 async def _history(session: AsyncSession, tenant: str, target: str, until: Any) -> list[Event]:
     """An entity's events up to a bound, in commit order."""
-    statement = (
-        select(Event).where(Event.tenant == tenant, Event.target == target, until).order_by(Event.seq)
-    )
+    statement = select(Event).where(Event.tenant == tenant, Event.target == target, until).order_by(Event.seq)
     return list((await session.execute(statement)).scalars())

@@ -110,7 +110,9 @@ def load_plugins(hooks: Hooks, group: str = PLUGIN_GROUP) -> list[str]:
             register: Registration = point.load()
             register(hooks)
         except Exception as error:
-            raise RuntimeError(f"The reactions plugin {point.name!r} ({point.value}) failed to load: {error}") from error
+            raise RuntimeError(
+                f"The reactions plugin {point.name!r} ({point.value}) failed to load: {error}"
+            ) from error
         loaded.append(point.name)
         log.info("reactions plugin %s (%s) registered", point.name, point.value)
     return loaded

@@ -19,8 +19,8 @@ from sqlalchemy import and_, func, select
 from models.db.engine import Database
 from models.event import Event
 from models.ids import type_of
-from resolvers.wakeups import Broker
 from resolvers.errors import BadInput
+from resolvers.wakeups import Broker
 
 BATCH = 500
 #: A tap that falls this far behind drops its queue and catches up from the database.

@@ -145,9 +145,7 @@ def _count_if(condition: ColumnElement) -> ColumnElement:
 
 def _totals(db: Database, tenant: str, key: ColumnElement | None, condition: ColumnElement):
     """One row per group (exactly one without a key): counts, averages, CSAT."""
-    escalated = exists().where(
-        Event.tenant == tenant, Event.target == Ticket.id, Event.type == ESCALATED_EVENT
-    )
+    escalated = exists().where(Event.tenant == tenant, Event.target == Ticket.id, Event.type == ESCALATED_EVENT)
     keys = [] if key is None else [key.label("key")]
     return (
         select(

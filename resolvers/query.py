@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import String, Text, and_, cast, case, exists, false, func, literal, not_, or_, select, true
+from sqlalchemy import String, Text, and_, case, cast, exists, false, func, literal, not_, or_, select, true
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.expression import column as sql_column

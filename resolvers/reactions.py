@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-
 from models.entities import Activity, Contact, Issue, Metric, Organization, Subscription, Ticket
 from models.enums import PRIORITY_RANK
 from models.types import utcnow
@@ -47,9 +46,9 @@ async def route_by_customer(change: Change) -> None:
         return  # the reference check reports it
     subscription = pick_current_subscription(await uow.find_all(Subscription, organization_id=org_id))
     enterprise_plan = subscription is not None and "enterprise" in (subscription.plan or "").lower()
-    if organization.tier == "ENTERPRISE" or enterprise_plan:
-        if PRIORITY_RANK.get(values.get("priority") or "", 0) < PRIORITY_RANK["HIGH"]:
-            values["priority"] = "HIGH"
+    below_high = PRIORITY_RANK.get(values.get("priority") or "", 0) < PRIORITY_RANK["HIGH"]
+    if (organization.tier == "ENTERPRISE" or enterprise_plan) and below_high:
+        values["priority"] = "HIGH"
 
 
 async def stamp_first_response(change: Change) -> None:
@@ -141,7 +140,6 @@ async def record_resolution_time(change: Change) -> None:
 async def resolve_escalated_tickets(change: Change) -> None:
     """Closing an issue resolves the escalated ticket it came from."""
     # imported here: resolvers.verbs.ticket imports the unit of work, which loads this module
-    from resolvers.verbs import ticket as tickets
 
     issue: Issue = change.entity
     if issue.ticket_id is None:

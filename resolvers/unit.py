@@ -6,8 +6,8 @@ before-hooks → apply → version + 1 → append the event → after-hooks → 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 import copy
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache, partial
 from typing import Any
@@ -19,11 +19,11 @@ from sqlalchemy.exc import IntegrityError
 
 from models.base import Entity
 from models.db.engine import Database
+from models.db.plain import as_entity
 from models.event import Event, TenantSequence
 from models.history import api_name, jsonable, snapshot
 from models.ids import new_id, type_of
 from models.lifecycle import LIFECYCLES, event_type
-from models.db.plain import as_entity
 from models.types import utcnow
 from resolvers.errors import BadInput, InvalidTransition, NotFound, VersionConflict
 from resolvers.hooks import Change, Hooks
@@ -40,9 +40,7 @@ class UnitOfWork:
     tenant's newest sequence number is published so live subscribers wake up.
     """
 
-    def __init__(
-        self, db: Database, *, tenant: str, actor: str, hooks: Hooks, publish: Publish | None = None
-    ) -> None:
+    def __init__(self, db: Database, *, tenant: str, actor: str, hooks: Hooks, publish: Publish | None = None) -> None:
         self.db = db
         self.hooks = hooks
         self.tenant = tenant
@@ -149,21 +147,15 @@ class UnitOfWork:
             if value is None:
                 continue
             taken = await self.session.scalar(
-                select(kind.id).where(
-                    kind.tenant == self.tenant, column == value, kind.id != own_id
-                )
+                select(kind.id).where(kind.tenant == self.tenant, column == value, kind.id != own_id)
             )
             if taken is not None:
                 field = api_name(kind, column.name)
-                raise BadInput(
-                    f"Another {kind.type_name.lower()} already has {field} {value!r}", field=field
-                )
+                raise BadInput(f"Another {kind.type_name.lower()} already has {field} {value!r}", field=field)
 
     # --- the verbs ------------------------------------------------------------------------------
 
-    async def create(
-        self, kind: type[Entity], values: dict[str, Any], *, args: dict[str, Any] | None = None
-    ) -> Entity:
+    async def create(self, kind: type[Entity], values: dict[str, Any], *, args: dict[str, Any] | None = None) -> Entity:
         """Create an entity (verb ``create``) with its ``Created`` event."""
         values = clean(kind, values, creating=True)
         now = utcnow()
@@ -213,9 +205,7 @@ class UnitOfWork:
                 )  # fmt: skip
         elif field and (target := lifecycle.target(verb, state)) is not None:
             values[field] = target
-        change = Change(
-            self, entity, verb, event_type(kind.type_name, verb), values, args or {}, snapshot(entity)
-        )
+        change = Change(self, entity, verb, event_type(kind.type_name, verb), values, args or {}, snapshot(entity))
         await self.hooks.run_before(change)
         values = clean(kind, change.values, creating=False)
         await self._check_references(kind, values)
@@ -224,9 +214,7 @@ class UnitOfWork:
         changed: dict[str, Any] = {}
         for name, value in values.items():
             if getattr(entity, name) != value:
-                data[api_name(kind, name)] = {
-                    "before": jsonable(getattr(entity, name)), "after": jsonable(value)
-                }
+                data[api_name(kind, name)] = {"before": jsonable(getattr(entity, name)), "after": jsonable(value)}
                 setattr(entity, name, value)
                 changed[name] = value
         now = utcnow()
@@ -346,4 +334,3 @@ def _reserve_statement(dialect: str) -> Any:
         .on_conflict_do_update(index_elements=["tenant"], set_={"last_seq": table.c.last_seq + bindparam("count")})
         .returning(table.c.last_seq)
     )  # fmt: skip
-

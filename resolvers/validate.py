@@ -6,8 +6,8 @@ Every check raises ``BadInput`` before anything is written.
 from __future__ import annotations
 
 import re
-from functools import cache
 from enum import Enum
+from functools import cache
 from typing import Any
 
 from sqlalchemy import String
@@ -40,7 +40,9 @@ def required(kind: type[Entity]) -> list[str]:
     return [
         c.name
         for c in kind.__table__.columns
-        if not c.nullable and c.default is None and c.name not in META_FIELDS
+        if not c.nullable
+        and c.default is None
+        and c.name not in META_FIELDS
         and kind.model_fields[c.name].default_factory is None
     ]
 
@@ -69,9 +71,7 @@ def clean(kind: type[Entity], values: dict[str, Any], *, creating: bool) -> dict
             if not column.nullable and not value.strip():
                 raise BadInput(f"{field} cannot be empty", field=field)
             if column.type.length and len(value) > column.type.length:
-                raise BadInput(
-                    f"{field} is longer than {column.type.length} characters", field=field
-                )
+                raise BadInput(f"{field} is longer than {column.type.length} characters", field=field)
         info = column.info
         if info.get("lowercase"):
             value = value.strip().lower()  # emails, domains and slugs are unique regardless of case

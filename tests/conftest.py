@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from graph.validation import Limits
 from graph.server.settings import Settings
+from graph.validation import Limits
 from tests.databases import fresh_database
 from tests.live import LiveServer
 

@@ -35,7 +35,7 @@ def postgres_unreachable() -> str | None:
 
     try:
         asyncio.run(probe())
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as error:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as error:
         return f"PostgreSQL at {POSTGRES_URL} is not reachable ({error.__class__.__name__}: {error})"
     return None
 

@@ -81,11 +81,9 @@ def update(
         document = f"mutation($id: ID!) {{ {mutation}(id: $id, input: {input}) {{ id version }} }}"
         return Case(document, {"id": target}, mutation, codes, names, target, message_marks)
     document = (
-        f"mutation($id: ID!, $input: Update{entity}Input!) "
-        f"{{ {mutation}(id: $id, input: $input) {{ id version }} }}"
+        f"mutation($id: ID!, $input: Update{entity}Input!) {{ {mutation}(id: $id, input: $input) {{ id version }} }}"
     )
     return Case(document, {"id": target, "input": input}, mutation, codes, names, target, message_marks)
-
 
 
 LONG_SUBJECT = "s" * 501
@@ -334,9 +332,9 @@ def graph(server) -> dict[str, str]:
         "mutation($i: CreateOrganizationInput!) { createOrganization(input: $i) { id } }",
         {"i": {"name": "Bad Input Inc", "slug": f"bad-input-{UNIQUE}", "domain": f"bad-input-{UNIQUE}.example"}},
     )["createOrganization"]["id"]
-    other_org = server.data(
-        'mutation { createOrganization(input: {name: "Other Inc"}) { id } }'
-    )["createOrganization"]["id"]
+    other_org = server.data('mutation { createOrganization(input: {name: "Other Inc"}) { id } }')["createOrganization"][
+        "id"
+    ]
     email = f"ada-{UNIQUE}@example.com"
     contact = server.data(
         "mutation($i: CreateContactInput!) { createContact(input: $i) { id } }",
@@ -344,29 +342,27 @@ def graph(server) -> dict[str, str]:
     )["createContact"]["id"]
     other_contact = server.data('mutation { createContact(input: {name: "Grace"}) { id } }')["createContact"]["id"]
     deal = server.data(
-        "mutation($o: ID) { createDeal(input: {name: \"Renewal\", value: 1000, organization: $o}) { id } }",
+        'mutation($o: ID) { createDeal(input: {name: "Renewal", value: 1000, organization: $o}) { id } }',
         {"o": org},
     )["createDeal"]["id"]
     subscription = server.data(
-        "mutation($o: ID) { createSubscription(input: {startedAt: \"2026-01-01T00:00:00Z\", organization: $o,"
-        " plan: \"pro\"}) { id } }",
+        'mutation($o: ID) { createSubscription(input: {startedAt: "2026-01-01T00:00:00Z", organization: $o,'
+        ' plan: "pro"}) { id } }',
         {"o": org},
     )["createSubscription"]["id"]
     ticket = server.data(
-        "mutation($c: ID) { createTicket(input: {subject: \"Printer jammed\", requester: $c}) { id } }",
+        'mutation($c: ID) { createTicket(input: {subject: "Printer jammed", requester: $c}) { id } }',
         {"c": contact},
     )["createTicket"]["id"]
     issue = server.data('mutation { createIssue(input: {title: "Paper path"}) { id } }')["createIssue"]["id"]
-    activity = server.data('mutation { createActivity(input: {subject: "Call back"}) { id } }')[
-        "createActivity"
-    ]["id"]
-    deleted = server.data('mutation { createOrganization(input: {name: "Gone Ltd"}) { id } }')[
-        "createOrganization"
-    ]["id"]
+    activity = server.data('mutation { createActivity(input: {subject: "Call back"}) { id } }')["createActivity"]["id"]
+    deleted = server.data('mutation { createOrganization(input: {name: "Gone Ltd"}) { id } }')["createOrganization"][
+        "id"
+    ]
     server.data("mutation($id: ID!) { deleteOrganization(id: $id) { id } }", {"id": deleted})
-    metric = server.data('mutation { createMetric(input: {name: "queue.depth", value: 3}) { id } }')[
-        "createMetric"
-    ]["id"]
+    metric = server.data('mutation { createMetric(input: {name: "queue.depth", value: 3}) { id } }')["createMetric"][
+        "id"
+    ]
     return {
         "organization": org, "other_organization": other_org, "contact": contact,
         "other_contact": other_contact, "deal": deal, "subscription": subscription, "ticket": ticket,
@@ -405,7 +401,7 @@ def send(server, graph: dict[str, str], case: Case) -> tuple[dict, dict]:
 
 
 def test_every_create_and_update_mutation_has_cases():
-    assert EVERY_MUTATION <= {case.mutation for case in CASES.values()}
+    assert {case.mutation for case in CASES.values()} >= EVERY_MUTATION
 
 
 @pytest.mark.parametrize("name", [pytest.param(name, marks=case.marks, id=name) for name, case in CASES.items()])

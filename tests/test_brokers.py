@@ -27,7 +27,12 @@ from graph.server.brokers.memory import CHANNEL, InProcessBroker, LocalFanout, d
 from graph.server.brokers.postgres import PostgresBroker
 from graph.server.brokers.redis import RedisBroker
 from tests.databases import (
-    REDIS_URL, create_postgres_database, drop_postgres_database, postgres_unreachable, redis_unreachable, require,
+    REDIS_URL,
+    create_postgres_database,
+    drop_postgres_database,
+    postgres_unreachable,
+    redis_unreachable,
+    require,
 )
 
 #: Seconds any single wait may take before the test fails instead of hanging.

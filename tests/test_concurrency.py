@@ -8,6 +8,7 @@ outcome back through the API.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from typing import Any
 
@@ -43,9 +44,9 @@ async def burst(server, requests: list[tuple[str, dict[str, Any]]]) -> list[dict
 
 
 def new_ticket(server, subject: str) -> str:
-    return server.data(
-        "mutation($s: String!) { createTicket(input: {subject: $s}) { id } }", {"s": subject}
-    )["createTicket"]["id"]
+    return server.data("mutation($s: String!) { createTicket(input: {subject: $s}) { id } }", {"s": subject})[
+        "createTicket"
+    ]["id"]
 
 
 def history(server, ticket: str) -> dict:
@@ -107,7 +108,7 @@ async def test_concurrent_updates_are_all_applied_in_one_order(server):
     assert after["events"]["totalCount"] == len(events) == after["version"]
     assert [e["version"] for e in events] == list(range(1, N + 2))
     sequences = [e["sequence"] for e in events]
-    assert all(a < b for a, b in zip(sequences, sequences[1:])), sequences
+    assert all(a < b for a, b in itertools.pairwise(sequences)), sequences
     by_version = {e["version"]: e for e in events}
     for result in ok:  # the event of version v records the write that returned version v
         assert by_version[result["version"]]["data"]["description"]["after"] == result["description"]
@@ -116,9 +117,7 @@ async def test_concurrent_updates_are_all_applied_in_one_order(server):
 async def test_event_sequence_numbers_stay_gapless_under_concurrent_verbs(server):
     tickets = [new_ticket(server, f"Sequence {i}") for i in range(4)]
     verbs = ["resolveTicket", "escalateTicket", "closeTicket", "assignTicket"]
-    assignee = server.data('mutation { createContact(input: {name: "Agent Smith"}) { id } }')[
-        "createContact"
-    ]["id"]
+    assignee = server.data('mutation { createContact(input: {name: "Agent Smith"}) { id } }')["createContact"]["id"]
     requests = []
     for ticket in tickets:
         for verb in verbs:
@@ -139,7 +138,7 @@ async def test_event_sequence_numbers_stay_gapless_under_concurrent_verbs(server
     assert len({n["id"] for n in nodes}) == len(nodes)
     for ticket in tickets:
         own = [e["sequence"] for e in history(server, ticket)["events"]["nodes"]]
-        assert all(a < b for a, b in zip(own, own[1:])), own
+        assert all(a < b for a, b in itertools.pairwise(own)), own
         assert set(own) <= set(sequences)
 
 

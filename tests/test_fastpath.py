@@ -11,18 +11,39 @@ from models.base import ANONYMOUS_ACTOR, DEFAULT_TENANT
 from resolvers.keys import Principal
 
 COMPILED = [
-    ("{ tickets(first: 5) { nodes { id subject status priority tags createdAt updatedAt deletedAt version createdBy } } }", {}),
-    ("{ tickets(first: 7) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } "
-     "edges { cursor node { id requester { id name email organization { name tier } } assignee { name } } } } }", {}),
-    ("query($n: Int, $c: String) { tickets(first: $n, after: $c) { nodes { id subject deal { name value stage } } } }", {"n": 3}),
-    ("query($n: Int) { tickets(last: $n) { nodes { id __typename organization { __typename id } } __typename } }", {"n": 4}),
-    ("{ deals(first: 10) { nodes { id name value currency stage probability expectedCloseDate organization { name } owner { name } } } }", {}),
-    ("{ organizations(first: 10, includeDeleted: true) { nodes { name slug tier employeeCount annualRevenue parent { name } deletedAt } } }", {}),
+    (
+        "{ tickets(first: 5) { nodes { id subject status priority tags createdAt updatedAt deletedAt version createdBy } } }",
+        {},
+    ),
+    (
+        "{ tickets(first: 7) { totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } "
+        "edges { cursor node { id requester { id name email organization { name tier } } assignee { name } } } } }",
+        {},
+    ),
+    (
+        "query($n: Int, $c: String) { tickets(first: $n, after: $c) { nodes { id subject deal { name value stage } } } }",
+        {"n": 3},
+    ),
+    (
+        "query($n: Int) { tickets(last: $n) { nodes { id __typename organization { __typename id } } __typename } }",
+        {"n": 4},
+    ),
+    (
+        "{ deals(first: 10) { nodes { id name value currency stage probability expectedCloseDate organization { name } owner { name } } } }",
+        {},
+    ),
+    (
+        "{ organizations(first: 10, includeDeleted: true) { nodes { name slug tier employeeCount annualRevenue parent { name } deletedAt } } }",
+        {},
+    ),
     ("{ subscriptions { nodes { status plan startedAt cancelAtPeriodEnd quantity organization { name } } } }", {}),
     ("{ metrics(first: 10) { nodes { name value type unit dimensions timestamp organization { id } } } }", {}),
     ("{ issues(first: 10) { nodes { title status priority type labels ticket { subject } reporter { name } } } }", {}),
     ("{ activities(first: 10) { nodes { subject type status dueAt ticket { id } contact { name } } } }", {}),
-    ("{ contacts(first: 10) { nodes { name email stage status leadScore organization { name } owner { name } } } }", {}),
+    (
+        "{ contacts(first: 10) { nodes { name email stage status leadScore organization { name } owner { name } } } }",
+        {},
+    ),
     ("{ a: tickets(first: 3) { b: nodes { c: id d: requester { e: name } } } }", {}),
 ]
 
@@ -32,11 +53,11 @@ NOT_COMPILED = [
     "{ tickets { nodes { ...T } } } fragment T on Ticket { id }",
     "{ tickets { nodes { id @include(if: true) } } }",
     "{ tickets { nodes { id } } contacts { nodes { id } } }",
-    "mutation { createTicket(input: {subject: \"x\"}) { id } }",
+    'mutation { createTicket(input: {subject: "x"}) { id } }',
     "query($n: String) { tickets(first: $n) { nodes { id } } }",
     "{ tickets { nodes { id requester } } }",
     "{ tickets { nodes { nope } } }",
-    "{ ticket(id: \"ticket_abcdefgh\") { id } }",
+    '{ ticket(id: "ticket_abcdefgh") { id } }',
 ]
 
 
@@ -44,19 +65,30 @@ NOT_COMPILED = [
 def graph_data(server):
     """A few entities of every kind with relations, so the documents have something to show."""
     tag = uuid.uuid4().hex[:8]
-    org = server.data('mutation($d: String) { createOrganization(input: {name: "Fast Org", tier: SMB, domain: $d, employeeCount: 12, annualRevenue: 1000}) { id } }', {"d": f"{tag}.example"})["createOrganization"]["id"]
-    contact = server.data('mutation($o: ID, $e: String) { createContact(input: {name: "Fast Person", email: $e, organization: $o}) { id } }', {"o": org, "e": f"p@{tag}.example"})["createContact"]["id"]
-    deal = server.data('mutation($o: ID) { createDeal(input: {name: "Fast Deal", value: 100, organization: $o}) { id } }', {"o": org})["createDeal"]["id"]
-    server.data('mutation($o: ID) { createSubscription(input: {startedAt: "2026-01-01T00:00:00Z", plan: "growth", organization: $o}) { id } }', {"o": org})
+    org = server.data(
+        'mutation($d: String) { createOrganization(input: {name: "Fast Org", tier: SMB, domain: $d, employeeCount: 12, annualRevenue: 1000}) { id } }',
+        {"d": f"{tag}.example"},
+    )["createOrganization"]["id"]
+    contact = server.data(
+        'mutation($o: ID, $e: String) { createContact(input: {name: "Fast Person", email: $e, organization: $o}) { id } }',
+        {"o": org, "e": f"p@{tag}.example"},
+    )["createContact"]["id"]
+    deal = server.data(
+        'mutation($o: ID) { createDeal(input: {name: "Fast Deal", value: 100, organization: $o}) { id } }', {"o": org}
+    )["createDeal"]["id"]
+    server.data(
+        'mutation($o: ID) { createSubscription(input: {startedAt: "2026-01-01T00:00:00Z", plan: "growth", organization: $o}) { id } }',
+        {"o": org},
+    )
     for n in range(3):
         ticket = server.data(
             'mutation($r: ID, $o: ID, $d: ID) { createTicket(input: {subject: "Fast", tags: ["fast"], requester: $r, organization: $o, deal: $d}) { id } }',
             {"r": contact, "o": org, "d": deal},
         )["createTicket"]["id"]
         if n == 0:
-            server.data('mutation($id: ID!) { escalateTicket(id: $id) { id } }', {"id": ticket})
+            server.data("mutation($id: ID!) { escalateTicket(id: $id) { id } }", {"id": ticket})
         if n == 1:
-            server.data('mutation($id: ID!) { resolveTicket(id: $id) { id } }', {"id": ticket})
+            server.data("mutation($id: ID!) { resolveTicket(id: $id) { id } }", {"id": ticket})
     return org
 
 

@@ -24,9 +24,7 @@ def imported_packages(path: Path) -> set[str]:
 def test_imports_flow_one_way(package):
     files = sorted((ROOT / package).rglob("*.py"))
     assert files, f"no modules found in {package}/"
-    offenders = {
-        str(path.relative_to(ROOT)): sorted(imported_packages(path) & FORBIDDEN[package]) for path in files
-    }
+    offenders = {str(path.relative_to(ROOT)): sorted(imported_packages(path) & FORBIDDEN[package]) for path in files}
     assert {k: v for k, v in offenders.items() if v} == {}
 
 

@@ -357,9 +357,9 @@ def test_expected_version_must_match(api, entity, verb):
 @pytest.mark.parametrize("entity", list(LIFECYCLES))
 def test_delete_hides_from_lists_unless_include_deleted(api, server, entity):
     built = api.build(entity, next(iter(STARTS[entity])))
-    deleted = server.data(
-        f"mutation($id: ID!) {{ delete{entity}(id: $id) {{ id deletedAt }} }}", {"id": built["id"]}
-    )[f"delete{entity}"]
+    deleted = server.data(f"mutation($id: ID!) {{ delete{entity}(id: $id) {{ id deletedAt }} }}", {"id": built["id"]})[
+        f"delete{entity}"
+    ]
     assert deleted["deletedAt"] is not None
     assert when(deleted["deletedAt"]).tzinfo is not None
     listed = (

@@ -127,7 +127,7 @@ class Api(ws.HttpApi):
             cursor = page["pageInfo"]["endCursor"]
 
 
-def matching(events: list[dict], types=(), entityTypes=(), target=None) -> list[dict]:  # noqa: N803
+def matching(events: list[dict], types=(), entityTypes=(), target=None) -> list[dict]:
     """What an ``events`` subscription with these filters should deliver out of ``events``."""
     return [
         e
@@ -549,8 +549,10 @@ async def test_disconnects_and_completes_release_taps_feeds_and_tasks(server, ap
         await dropped.abort()  # a client vanishing without a closing handshake
         await until(
             server,
-            lambda s: (s.taps, s.followers, s.shared, s.feeds) == (1, 1, 1, {"default": 1})
-            and added_tasks(s, quiet) == ["fanout:default", "feed:default"],
+            lambda s: (
+                (s.taps, s.followers, s.shared, s.feeds) == (1, 1, 1, {"default": 1})
+                and added_tasks(s, quiet) == ["fanout:default", "feed:default"]
+            ),
             "the closed sockets are released",
         )
     # the last socket closed: no tap, follower, feed, shared execution or task of theirs is left
@@ -583,7 +585,9 @@ async def _write_in_other_tenant(server) -> list[dict]:
 
     async def write() -> list[dict]:
         services = server.services
-        async with UnitOfWork(services.db, tenant=OTHER_TENANT, actor="robot", hooks=shipped(), publish=services.broker.publish) as uow:
+        async with UnitOfWork(
+            services.db, tenant=OTHER_TENANT, actor="robot", hooks=shipped(), publish=services.broker.publish
+        ) as uow:
             await uow.create(Ticket, {"subject": "elsewhere"})
         return [{"id": e.id, "sequence": e.seq, "type": e.type, "target": e.target} for e in uow.events]
 
@@ -741,7 +745,7 @@ async def test_feed_stops_when_its_last_subscriber_leaves_as_a_wake_up_arrives(s
         await asyncio.sleep(0.05)  # the feed idles, waiting for a wake-up
         broker.deliver(tenant, feed.cursor + 1)  # a commit's wake-up arrives ...
         reader.cancel()  # ... as the only subscriber disconnects
-        done, _ = await asyncio.wait([reader, feed.task], timeout=WAIT)
+        _done, _ = await asyncio.wait([reader, feed.task], timeout=WAIT)
         stopped = feed.task.done() and reader.done()
         feed.task.cancel()  # a second cancel gets through: leave nothing running
         await asyncio.gather(reader, feed.task, return_exceptions=True)

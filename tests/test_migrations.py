@@ -3,7 +3,6 @@
 import asyncio
 
 import pytest
-
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
@@ -21,7 +20,9 @@ def schema_differences(url: str) -> list:
             assert await migrate.current(db) == migrate.head()
             async with db.engine.connect() as connection:
                 return await connection.run_sync(
-                    lambda sync: compare_metadata(MigrationContext.configure(sync, opts={"compare_type": True}), SQLModel.metadata)
+                    lambda sync: compare_metadata(
+                        MigrationContext.configure(sync, opts={"compare_type": True}), SQLModel.metadata
+                    )
                 )
         finally:
             await db.dispose()

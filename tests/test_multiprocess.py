@@ -31,11 +31,16 @@ import pytest
 import redis
 import redis.asyncio
 
-from models.base import DEFAULT_TENANT
 from graph.server.brokers.memory import CHANNEL
+from models.base import DEFAULT_TENANT
 from tests import ws_client as ws
 from tests.databases import (
-    REDIS_URL, create_postgres_database, drop_postgres_database, postgres_unreachable, redis_unreachable, require,
+    REDIS_URL,
+    create_postgres_database,
+    drop_postgres_database,
+    postgres_unreachable,
+    redis_unreachable,
+    require,
 )
 from tests.procs import Serve, serving
 

@@ -6,18 +6,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from copy import deepcopy
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from sqlalchemy import JSON, BigInteger, Boolean, Date, Float, Integer, Numeric, String, bindparam, cast, func, select
 
-from models.db import migrate
 from models.base import ENTITIES
+from models.db import migrate
 from models.db.engine import Database
+from models.db.plain import ids_value, in_ids
 from models.entities import Contact, Deal, Organization, Ticket
 from models.event import Event
-from models.db.plain import ids_value, in_ids
 from models.types import UTCDateTime
 from tests.databases import fresh_database
 
@@ -25,11 +25,18 @@ MODELS = [*ENTITIES.values(), Event]
 TENANTS = ("tenant-a", "tenant-b")
 SPARSE, FULL = 0, 1  # row numbers: nullable columns NULL / every column set
 EXTRA_TICKETS = range(2, 7)  # more tickets per tenant, for "many" ids and timestamp ranges
-BASE_TIME = datetime(2025, 3, 30, 1, 2, 3, 456789, tzinfo=timezone.utc)
+BASE_TIME = datetime(2025, 3, 30, 1, 2, 3, 456789, tzinfo=UTC)
 JSON_SAMPLES = {
     "tags": ["billing", "Zoë ☃", ""],
     "labels": ["bug", "p1"],
-    "dimensions": {"region": "eu", "weight": 0.1, "count": 3, "ok": True, "none": None, "nested": {"list": [1, 2.5, "x"]}},
+    "dimensions": {
+        "region": "eu",
+        "weight": 0.1,
+        "count": 3,
+        "ok": True,
+        "none": None,
+        "nested": {"list": [1, 2.5, "x"]},
+    },
     "data": {"changes": {"status": ["OPEN", "ESCALATED"]}, "note": "ünïcode", "n": 7, "f": 1.25, "empty": []},
 }
 
@@ -265,7 +272,9 @@ async def test_in_ids_selects_what_in_selects_within_the_tenant(seeded: Seeded, 
         ids += [row_id("ticket", tenant, n) for tenant in TENANTS for n in EXTRA_TICKETS]
     plain = await plain_rows(
         seeded,
-        select(table).where(table.c.tenant == bindparam("tenant"), in_ids(table.c.id, seeded.dialect)).order_by(table.c.id),
+        select(table)
+        .where(table.c.tenant == bindparam("tenant"), in_ids(table.c.id, seeded.dialect))
+        .order_by(table.c.id),
         {"tenant": "tenant-a", "ids": ids_value(ids, seeded.dialect)},
     )
     through_session = await session_rows(
@@ -301,7 +310,9 @@ async def test_a_read_feeds_each_statement_the_rows_of_the_last(seeded: Seeded):
         .order_by(Contact.id)
     )
     organizations = plain.compile(
-        select(Organization.__table__).where(Organization.tenant == bindparam("tenant"), in_ids(Organization.id, dialect))
+        select(Organization.__table__).where(
+            Organization.tenant == bindparam("tenant"), in_ids(Organization.id, dialect)
+        )
     )
 
     def read(tenant: str):
@@ -326,7 +337,9 @@ async def test_a_read_feeds_each_statement_the_rows_of_the_last(seeded: Seeded):
 
     expected_tickets = await session_rows(
         seeded,
-        select(Ticket.id, Ticket.requester_id, Ticket.created_at).where(Ticket.tenant == "tenant-b").order_by(Ticket.id),
+        select(Ticket.id, Ticket.requester_id, Ticket.created_at)
+        .where(Ticket.tenant == "tenant-b")
+        .order_by(Ticket.id),
     )
     expected_people = await session_rows(
         seeded,

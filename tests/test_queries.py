@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+
 from tests.live import create_many
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -155,7 +156,12 @@ def catalogue(server) -> Catalogue:
         server,
         "Deal",
         [
-            {"name": f"Deal {i}", "value": value, "organization": deal_org, **({"probability": p} if p is not None else {})}
+            {
+                "name": f"Deal {i}",
+                "value": value,
+                "organization": deal_org,
+                **({"probability": p} if p is not None else {}),
+            }
             for i, (value, p) in enumerate([(0, None), (99.5, 10), (100, 50), (100.25, None), (2500, 90)])
         ],
         "id value probability",
@@ -320,7 +326,7 @@ def test_catalogue_filters_are_not_vacuous(catalogue):
                "subject_contains_underscore_is_not_a_wildcard", "tags_hasAny_unknown",
                "tags_hasAny_empty_matches_nothing", "or_empty_matches_nothing", "and_empty_matches_all",
                "organization_unknown_id_matches_nothing"}  # fmt: skip
-    for name, build, predicate in TICKET_CASES + NOT_NULLABLE_CASES:
+    for name, _build, predicate in TICKET_CASES + NOT_NULLABLE_CASES:
         matched = sum(predicate(catalogue, t) for t in catalogue.tickets)
         if name not in trivial and name != "or_of_x_and_not_x_is_everything":
             assert 0 < matched < len(catalogue.tickets), name
@@ -351,7 +357,7 @@ def test_deal_float_filter(server, catalogue, where, predicate):
 
 
 def test_filter_of_an_unknown_enum_value_is_refused(server):
-    err = server.error('{ tickets(where: {priority: {eq: CRITICAL}}) { totalCount } }')
+    err = server.error("{ tickets(where: {priority: {eq: CRITICAL}}) { totalCount } }")
     assert err["extensions"]["code"] in ("BAD_USER_INPUT", "GRAPHQL_VALIDATION_FAILED")
 
 
@@ -404,7 +410,9 @@ def order_arg(keys: list[tuple[str, bool]]) -> list[dict]:
     return [{"field": f, "direction": "DESC" if d else "ASC"} for f, d in keys]
 
 
-@pytest.mark.parametrize("keys", ORDERS, ids=lambda keys: "_then_".join(f"{f}_{'DESC' if d else 'ASC'}" for f, d in keys))
+@pytest.mark.parametrize(
+    "keys", ORDERS, ids=lambda keys: "_then_".join(f"{f}_{'DESC' if d else 'ASC'}" for f, d in keys)
+)
 def test_order_by(server, ordered, keys):
     org, rows = ordered
     assert ticket_ids(server, {"organization": {"eq": org}}, order_arg(keys)) == expected_order(rows, keys)
@@ -433,7 +441,9 @@ def test_priority_order_is_enum_order_with_null_lowest(server, ordered):
 def test_direction_defaults_to_asc(server, ordered):
     org, _ = ordered
     where = {"organization": {"eq": org}}
-    assert ticket_ids(server, where, [{"field": "SUBJECT"}]) == ticket_ids(server, where, order_arg([("SUBJECT", False)]))
+    assert ticket_ids(server, where, [{"field": "SUBJECT"}]) == ticket_ids(
+        server, where, order_arg([("SUBJECT", False)])
+    )
 
 
 # --- pagination ----------------------------------------------------------------------------------
@@ -542,9 +552,13 @@ def test_default_page_size_is_20(server):
     by_subject = order_arg([("SUBJECT", False)])  # "page 00" … "page 24": creation order again
     ordered_page = listing(server, "tickets", {"organization": {"eq": org}}, by_subject)
     assert ordered_page["ids"] == page["ids"]
-    rest = listing(server, "tickets", {"organization": {"eq": org}}, by_subject, after=ordered_page["pageInfo"]["endCursor"])
+    rest = listing(
+        server, "tickets", {"organization": {"eq": org}}, by_subject, after=ordered_page["pageInfo"]["endCursor"]
+    )
     assert rest["ids"] == [t["id"] for t in made[20:]] and rest["pageInfo"]["hasNextPage"] is False
-    nested = server.data("query($id: ID!) { organization(id: $id) { tickets { nodes { id } totalCount } } }", {"id": org})
+    nested = server.data(
+        "query($id: ID!) { organization(id: $id) { tickets { nodes { id } totalCount } } }", {"id": org}
+    )
     assert len(nested["organization"]["tickets"]["nodes"]) == 20
     assert nested["organization"]["tickets"]["totalCount"] == 25
     hundred = listing(server, "tickets", {"organization": {"eq": org}}, first=100)
@@ -566,7 +580,9 @@ def test_page_size_out_of_range_is_bad_input(server, args):
         err = server.error(document)
         assert err["extensions"]["code"] == "BAD_USER_INPUT", (document, err)
     org = organization(server)
-    err = server.error(f"query($id: ID!) {{ organization(id: $id) {{ contacts({params}) {{ totalCount }} }} }}", {"id": org})
+    err = server.error(
+        f"query($id: ID!) {{ organization(id: $id) {{ contacts({params}) {{ totalCount }} }} }}", {"id": org}
+    )
     assert err["extensions"]["code"] == "BAD_USER_INPUT"
 
 
@@ -590,7 +606,9 @@ MALFORMED_CURSORS = {
 @pytest.mark.parametrize("direction", ["after", "before"])
 def test_malformed_cursor_is_bad_input(server, cursor, direction):
     size = "first" if direction == "after" else "last"
-    err = server.error(f"query($c: String) {{ tickets({size}: 5, {direction}: $c) {{ nodes {{ id }} }} }}", {"c": cursor})
+    err = server.error(
+        f"query($c: String) {{ tickets({size}: 5, {direction}: $c) {{ nodes {{ id }} }} }}", {"c": cursor}
+    )
     assert err["extensions"]["code"] == "BAD_USER_INPUT"
 
 
@@ -672,7 +690,7 @@ def one_of_each(server) -> dict[str, str]:
 )
 def test_node_resolves_every_type(server, one_of_each, kind):
     id_ = one_of_each[kind]
-    assert id_.startswith(("evt_" if kind == "Event" else kind.lower() + "_"))
+    assert id_.startswith("evt_" if kind == "Event" else kind.lower() + "_")
     found = server.data(
         """query($id: ID!) { node(id: $id) { __typename id
             ... on Ticket { subject } ... on Event { type target } ... on Organization { name } } }""",
@@ -719,8 +737,12 @@ def test_reverse_relations_are_connections(server):
     d1 = create(server, "Deal", {"name": "Big one", "value": 5000, "organization": parent})["id"]
     d2 = create(server, "Deal", {"name": "Small one", "value": 50, "organization": parent})["id"]
     create(server, "Deal", {"name": "Not ours", "value": 1, "organization": other})
-    s1 = create(server, "Subscription", {"startedAt": "2026-01-01T00:00:00Z", "organization": parent, "plan": "team"})["id"]
-    s2 = create(server, "Subscription", {"startedAt": "2026-02-01T00:00:00Z", "organization": parent, "plan": "pro"})["id"]
+    s1 = create(server, "Subscription", {"startedAt": "2026-01-01T00:00:00Z", "organization": parent, "plan": "team"})[
+        "id"
+    ]
+    s2 = create(server, "Subscription", {"startedAt": "2026-02-01T00:00:00Z", "organization": parent, "plan": "pro"})[
+        "id"
+    ]
     t1, t2, t3 = (
         create(server, "Ticket", {"subject": s, "organization": parent, **rel})["id"]
         for s, rel in [("one", {"requester": ann, "assignee": bob, "deal": d1, "priority": "HIGH"}),
@@ -771,15 +793,14 @@ def test_reverse_relations_are_connections(server):
     assert ids(rest) == [cat] and rest["pageInfo"]["hasNextPage"] is False
 
     people = server.data(
-        """query($ann: ID!, $bob: ID!, $d1: ID!) {
+        """query($ann: ID!, $bob: ID!, $d1: ID!, $org: ID!) {
             ann: contact(id: $ann) { tickets { totalCount nodes { id } } assignedTickets { totalCount nodes { id } }
                                      open: tickets(where: {status: {eq: OPEN}}, first: 1) { totalCount nodes { id } } }
             bob: contact(id: $bob) { tickets { totalCount nodes { id } } assignedTickets { totalCount nodes { id } } }
             deal: deal(id: $d1) { tickets { totalCount nodes { id } } firstOnly: tickets(first: 1) { totalCount nodes { id } }
-                                  mine: tickets(where: {organization: {eq: "%s"}}) { totalCount nodes { id } } }
-        }"""
-        % parent,
-        {"ann": ann, "bob": bob, "d1": d1},
+                                  mine: tickets(where: {organization: {eq: $org}}) { totalCount nodes { id } } }
+        }""",
+        {"ann": ann, "bob": bob, "d1": d1, "org": parent},
     )
     elsewhere = ticket_ids(server, {"organization": {"eq": other}})
     assert ids(people["ann"]["tickets"]) == [t1, t2, *elsewhere] and people["ann"]["tickets"]["totalCount"] == 3
@@ -827,7 +848,9 @@ def _subscription_probe(server) -> tuple[Callable[[], dict | None], Callable[...
         return server.data(CURRENT_SUBSCRIPTION, {"id": ticket})["ticket"]["subscription"]
 
     def subscription(**values) -> str:
-        return create(server, "Subscription", {"startedAt": "2026-01-01T00:00:00Z", "organization": org, **values})["id"]
+        return create(server, "Subscription", {"startedAt": "2026-01-01T00:00:00Z", "organization": org, **values})[
+            "id"
+        ]
 
     return current, subscription
 
@@ -844,9 +867,12 @@ def test_ticket_subscription_is_the_current_one(server):
     server.data("mutation($id: ID!) { cancelSubscription(id: $id) { status } }", {"id": cancelled})
     assert current() == {"id": cancelled, "status": "CANCELLED"}
     past_due = subscription(plan="late")
-    assert server.data(
-        "mutation($id: ID!) { updateSubscription(id: $id, input: {status: PAST_DUE}) { status } }", {"id": past_due}
-    )["updateSubscription"]["status"] == "PAST_DUE"
+    assert (
+        server.data(
+            "mutation($id: ID!) { updateSubscription(id: $id, input: {status: PAST_DUE}) { status } }", {"id": past_due}
+        )["updateSubscription"]["status"]
+        == "PAST_DUE"
+    )
     assert current() == {"id": past_due, "status": "PAST_DUE"}
     active = subscription(plan="team")
     assert current() == {"id": active, "status": "ACTIVE"}
@@ -860,7 +886,9 @@ def test_ticket_subscription_is_the_current_one(server):
 def test_ticket_subscription_prefers_trialing_to_past_due(server):
     current, subscription = _subscription_probe(server)
     past_due = subscription(plan="late")
-    server.data("mutation($id: ID!) { updateSubscription(id: $id, input: {status: PAST_DUE}) { status } }", {"id": past_due})
+    server.data(
+        "mutation($id: ID!) { updateSubscription(id: $id, input: {status: PAST_DUE}) { status } }", {"id": past_due}
+    )
     trialing = subscription(plan="trial", trialEnd="2030-01-01T00:00:00Z")
     assert current() == {"id": trialing, "status": "TRIALING"}
     active = subscription(plan="team")
@@ -888,7 +916,8 @@ def test_events_filters_and_order(server):
     made = create(server, "Ticket", {"subject": "Eventful"}, "id updatedAt")
     ticket = made["id"]
     updated = server.data(
-        'mutation($id: ID!) { updateTicket(id: $id, input: {subject: "Eventful indeed"}) { updatedAt } }', {"id": ticket}
+        'mutation($id: ID!) { updateTicket(id: $id, input: {subject: "Eventful indeed"}) { updatedAt } }',
+        {"id": ticket},
     )["updateTicket"]
     escalated = server.data(
         """mutation($id: ID!) { escalateTicket(id: $id, reason: "needs code") {
@@ -904,7 +933,11 @@ def test_events_filters_and_order(server):
         ("Ticket.Created", 1), ("Ticket.Updated", 2), ("Ticket.Escalated", 3),
     ]  # fmt: skip
     assert all(e["entityType"] == "Ticket" and e["target"] == ticket and e["actor"] == "anonymous" for e in history)
-    assert [when(e["timestamp"]) for e in history] == [when(made["updatedAt"]), when(updated["updatedAt"]), when(escalated["updatedAt"])]
+    assert [when(e["timestamp"]) for e in history] == [
+        when(made["updatedAt"]),
+        when(updated["updatedAt"]),
+        when(escalated["updatedAt"]),
+    ]
     sequences = [e["sequence"] for e in history]
     assert sequences == sorted(set(sequences))
 

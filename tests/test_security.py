@@ -27,8 +27,8 @@ import websockets
 
 import resolvers.keys
 import resolvers.metrics
-from graph.validation import Limits
 from graph.server.settings import Settings
+from graph.validation import Limits
 from tests import ws_client as ws
 from tests.conftest import UNTHROTTLED
 from tests.databases import fresh_database

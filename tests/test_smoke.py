@@ -12,5 +12,7 @@ def test_create_ticket_records_its_event(server):
         "createTicket"
     ]
     assert ticket["id"].startswith("ticket_") and ticket["status"] == "OPEN" and ticket["version"] == 1
-    events = server.data("query($id: ID!) { ticket(id: $id) { events { nodes { type version } } } }", {"id": ticket["id"]})
+    events = server.data(
+        "query($id: ID!) { ticket(id: $id) { events { nodes { type version } } } }", {"id": ticket["id"]}
+    )
     assert events["ticket"]["events"]["nodes"] == [{"type": "Ticket.Created", "version": 1}]

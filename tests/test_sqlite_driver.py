@@ -19,13 +19,13 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, s
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from models.db import migrate
 from models.base import DEFAULT_TENANT
-from models.db.engine import engine as db_module
+from models.db import engine as db_module
+from models.db import migrate
 from models.db.engine import Database
+from models.db.sqlite_driver import OneHopConnection, OneHopCursor
 from models.entities import Organization
 from models.ids import new_id
-from models.db.sqlite_driver import OneHopConnection, OneHopCursor
 
 metadata = MetaData()
 item = Table(

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
+
 from tests.live import create_many
 
 PAGE_SIZES = (5, 20, 50, 100)
@@ -63,7 +64,9 @@ def graph(server) -> Graph:
         ],
     )
     deals = create_many(
-        server, "Deal", [{"name": f"{tag} deal {i:03}", "value": 100 + i, "organization": orgs[i]["id"]} for i in range(TICKETS)]
+        server,
+        "Deal",
+        [{"name": f"{tag} deal {i:03}", "value": 100 + i, "organization": orgs[i]["id"]} for i in range(TICKETS)],
     )
     tickets = create_many(
         server,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
 import pytest
@@ -34,7 +34,7 @@ from tests.databases import fresh_database
 #: SQLite's date functions keep milliseconds, so durations computed from timestamps with
 #: microseconds may be off by up to a millisecond there.
 MS = 2e-3
-BASE = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+BASE = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 GROUPINGS = ["NONE", "PRIORITY", "CHANNEL", "CATEGORY", "ORGANIZATION", "ASSIGNEE"]
 
 

@@ -299,7 +299,7 @@ TRAVERSALS = {
 
 @pytest.mark.parametrize("root", TRAVERSALS)
 def test_walking_the_graph_never_reaches_the_other_tenant(tenants: Tenants, root: str):
-    for caller, own, other in (
+    for caller, _own, other in (
         (tenants.a, tenants.graph_a, tenants.graph_b),
         (tenants.b, tenants.graph_b, tenants.graph_a),
     ):

@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--workers", type=int, help="uvicorn worker processes (default 1)")
     serve.add_argument("--require-auth", action="store_true", default=None, help="refuse callers without an API key")
     serve.add_argument(
-        "--no-migrate", action="store_true",
+        "--no-migrate",
+        action="store_true",
         help="do not upgrade the schema on start; refuse to start unless it is current",
     )
     serve.add_argument("--log-level", default="info")
@@ -192,9 +193,9 @@ async def _migrate(url: str, *, quiet: bool = False) -> int:
 async def _seed(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from models.db.engine import Database
     from graph.cli.seed import seed
     from graph.server.app import deployment_hooks
+    from models.db.engine import Database
 
     db = Database(args.database_url or Settings().database_url)
     from models.db import migrate

@@ -20,13 +20,13 @@ from sqlalchemy import select
 from models.db.engine import Database
 from models.entities import Contact, Deal, Organization, Subscription, Ticket
 from models.types import utcnow
+from resolvers.hooks import Hooks
+from resolvers.unit import UnitOfWork
 from resolvers.verbs import contact as contacts_
 from resolvers.verbs import deal as deals_
 from resolvers.verbs import issue as issues_
 from resolvers.verbs import subscription as billing
 from resolvers.verbs import ticket as tickets_
-from resolvers.hooks import Hooks
-from resolvers.unit import UnitOfWork
 
 ACTOR = "seed"
 BATCH = 50  # creates per transaction
@@ -48,8 +48,32 @@ TIERS = {
     "SMB": Tier(30, (3, 80), ["starter"], (500, 5_000), 1),
 }
 ORG_TYPES = {"CUSTOMER": 75, "PROSPECT": 15, "PARTNER": 7, "VENDOR": 3}
-NAMES = """Acme Globex Initech Umbrella Hooli Vandelay Northwind Contoso Fabrikam Tailspin Litware Wingtip
-    Aperture Cyberdyne Tyrell Soylent Massive Prestige Sirius Monarch Bluth Dunder Wonka Stark""".split()
+NAMES = [
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Hooli",
+    "Vandelay",
+    "Northwind",
+    "Contoso",
+    "Fabrikam",
+    "Tailspin",
+    "Litware",
+    "Wingtip",
+    "Aperture",
+    "Cyberdyne",
+    "Tyrell",
+    "Soylent",
+    "Massive",
+    "Prestige",
+    "Sirius",
+    "Monarch",
+    "Bluth",
+    "Dunder",
+    "Wonka",
+    "Stark",
+]
 INDUSTRY = {
     "Labs": "Biotech", "Systems": "Software", "Logistics": "Logistics", "Health": "Healthcare",
     "Analytics": "Software", "Foods": "Food & Beverage", "Energy": "Energy", "Media": "Media",
@@ -63,10 +87,57 @@ COUNTRIES = {
     "AU": (5, "Australia/Sydney", "en"), "JP": (4, "Asia/Tokyo", "ja"), "BR": (4, "America/Sao_Paulo", "pt"),
     "IN": (6, "Asia/Kolkata", "en"), "SE": (3, "Europe/Stockholm", "sv"), "ES": (2, "Europe/Madrid", "es"),
 }  # fmt: skip
-FIRST = """Ava Ben Chloe Daniel Emma Farid Grace Hugo Isla Jonas Kenji Lena Mateo Nora Oliver Priya Quinn
-    Rosa Samir Tara Umar Vera Wei Yara Zoe""".split()
-LAST = """Anderson Becker Costa Dubois Evans Fischer Garcia Hansen Ito Jensen Kowalski Lopez Martin
-    Nakamura Okafor Patel Rossi Schmidt Tanaka Varga Walsh Zhang""".split()
+FIRST = [
+    "Ava",
+    "Ben",
+    "Chloe",
+    "Daniel",
+    "Emma",
+    "Farid",
+    "Grace",
+    "Hugo",
+    "Isla",
+    "Jonas",
+    "Kenji",
+    "Lena",
+    "Mateo",
+    "Nora",
+    "Oliver",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Samir",
+    "Tara",
+    "Umar",
+    "Vera",
+    "Wei",
+    "Yara",
+    "Zoe",
+]
+LAST = [
+    "Anderson",
+    "Becker",
+    "Costa",
+    "Dubois",
+    "Evans",
+    "Fischer",
+    "Garcia",
+    "Hansen",
+    "Ito",
+    "Jensen",
+    "Kowalski",
+    "Lopez",
+    "Martin",
+    "Nakamura",
+    "Okafor",
+    "Patel",
+    "Rossi",
+    "Schmidt",
+    "Tanaka",
+    "Varga",
+    "Walsh",
+    "Zhang",
+]
 TITLES = [
     "CTO", "IT Manager", "Operations Lead", "Finance Manager", "Head of Customer Success", "Software Engineer",
     "Product Manager", "Office Manager", "VP Engineering", "Data Analyst", "Procurement Lead",

@@ -8,8 +8,8 @@ from typing import Any
 from strawberry import UNSET
 from strawberry.types import Info
 
-from models.base import ENTITIES, Entity
 from graph.types.common import input_values
+from models.base import ENTITIES, Entity
 
 
 def given(value: Any) -> Any:
@@ -34,9 +34,7 @@ async def update(info: Info, entity: str, id_: str, data: Any, expected_version:
 
 async def delete(info: Info, entity: str, id_: str, expected_version: Any) -> Entity:
     async with info.context.unit() as uow:
-        return await uow.transition(
-            ENTITIES[entity], id_, "delete", expected_version=given(expected_version)
-        )
+        return await uow.transition(ENTITIES[entity], id_, "delete", expected_version=given(expected_version))
 
 
 async def verb(

@@ -6,9 +6,9 @@ import strawberry
 from strawberry import UNSET
 from strawberry.types import Info
 
-from resolvers.verbs import activity
 from graph.mutations import verb
 from graph.types.activity import Activity
+from resolvers.verbs import activity
 
 Version = Optional[int]
 

@@ -6,9 +6,9 @@ import strawberry
 from strawberry import UNSET
 from strawberry.types import Info
 
-from resolvers.verbs import contact
 from graph.mutations import verb
 from graph.types.contact import Contact
+from resolvers.verbs import contact
 
 Version = Optional[int]
 

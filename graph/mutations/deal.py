@@ -6,9 +6,9 @@ import strawberry
 from strawberry import UNSET
 from strawberry.types import Info
 
-from resolvers.verbs import deal
 from graph.mutations import verb
 from graph.types.deal import Deal
+from resolvers.verbs import deal
 
 Version = Optional[int]
 

@@ -6,9 +6,9 @@ import strawberry
 from strawberry import UNSET
 from strawberry.types import Info
 
-from resolvers.verbs import issue
 from graph.mutations import verb
 from graph.types.issue import Issue
+from resolvers.verbs import issue
 
 Version = Optional[int]
 

@@ -7,9 +7,9 @@ import strawberry
 from strawberry import UNSET
 from strawberry.types import Info
 
-from resolvers.verbs import metric
 from graph.mutations import verb
 from graph.types.metric import Metric
+from resolvers.verbs import metric
 
 Version = Optional[int]
 

@@ -6,9 +6,9 @@ import strawberry
 from strawberry import UNSET
 from strawberry.types import Info
 
-from resolvers.verbs import subscription
 from graph.mutations import verb
 from graph.types.subscription import Subscription
+from resolvers.verbs import subscription
 
 Version = Optional[int]
 

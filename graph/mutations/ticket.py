@@ -6,9 +6,9 @@ import strawberry
 from strawberry import UNSET
 from strawberry.types import Info
 
-from resolvers.verbs import ticket
 from graph.mutations import verb
 from graph.types.ticket import Ticket
+from resolvers.verbs import ticket
 
 Version = Optional[int]
 

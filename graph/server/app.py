@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,24 +20,23 @@ from starlette.types import Receive, Scope, Send
 from strawberry import UNSET
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from cross_web import HTTPException
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
+from graph import fastpath
+from graph.context import Context
+from graph.schema import build_schema
+from graph.server.brokers.factory import broker_from_url
+from graph.server.fanout import Fanout, sharing_handlers
+from graph.server.http import ANONYMOUS, GRAPHQL_RESPONSE, Door, Refusal, bearer
+from graph.server.settings import Settings
 from models.db import migrate
 from models.db.engine import Database
-from graph.server.brokers.factory import broker_from_url
-from resolvers.wakeups import Broker
+from resolvers import reactions
 from resolvers.hooks import Hooks, load_plugins
 from resolvers.keys import KeyRing, Principal
 from resolvers.live import Live
 from resolvers.loaders import Loaders
-from resolvers import reactions
-from graph import fastpath
-from graph.context import Context
-from graph.server.fanout import Fanout, sharing_handlers
-from graph.server.http import ANONYMOUS, GRAPHQL_RESPONSE, Door, Refusal, bearer
-from graph.schema import build_schema
-from graph.server.settings import Settings
+from resolvers.wakeups import Broker
 
 log = logging.getLogger("support_graph")
 
@@ -116,7 +116,11 @@ class SupportGraphQL(GraphQL):
         return Response(orjson.dumps({"data": data}), media_type=media)
 
     def _wants_graphiql(self, request: Request) -> bool:
-        return request.method == "GET" and "text/html" in request.headers.get("accept", "") and "query" not in request.query_params
+        return (
+            request.method == "GET"
+            and "text/html" in request.headers.get("accept", "")
+            and "query" not in request.query_params
+        )
 
     async def get_sub_response(self, request: Any) -> Response:
         response = await super().get_sub_response(request)
@@ -212,7 +216,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         checks = {"database": "ok", "broker": "ok" if services.broker.healthy else "down"}
         try:
             await services.db.ping()
-        except Exception:  # noqa: BLE001 - any failure means not ready
+        except Exception:
             log.exception("readiness: database unreachable")
             checks["database"] = "down"
         ready = all(v == "ok" for v in checks.values())

@@ -72,7 +72,7 @@ class _SharedExecution:
             async with contextlib.aclosing(source):
                 async for result in source:
                     self._broadcast(result if isinstance(result, PreExecutionError) else _encoded(result))
-        except Exception as error:  # noqa: BLE001 - every subscriber must hear of it
+        except Exception as error:
             self._broadcast(ExecutionResult(data=None, errors=[GraphQLError(str(error), original_error=error)]))
         finally:
             self._broadcast(_END)

@@ -8,14 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from graphql import GraphQLError, OperationType
 from starlette.requests import Request
 from starlette.responses import Response
 
-from graphql import GraphQLError, OperationType
-
 from graph.validation import Limits, RateLimiter, operation_of, parsed, prescan, too_complex, variables_too_deep
-from resolvers.keys import KeyRing, Principal
 from models.base import ANONYMOUS_ACTOR, DEFAULT_TENANT
+from resolvers.keys import KeyRing, Principal
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 ANONYMOUS = Principal(tenant=DEFAULT_TENANT, actor=ANONYMOUS_ACTOR)
@@ -100,7 +99,11 @@ class Door:
                     variables = orjson.loads(params["variables"]) if params.get("variables") else None
                 except orjson.JSONDecodeError:
                     raise Refusal(400, "BAD_USER_INPUT", "`variables` is not valid JSON") from None
-                operation = {"query": params["query"], "variables": variables, "operationName": params.get("operationName")}
+                operation = {
+                    "query": params["query"],
+                    "variables": variables,
+                    "operationName": params.get("operationName"),
+                }
                 self._check_operation(operation, over_get=True)
         return principal
 

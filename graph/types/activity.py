@@ -7,13 +7,18 @@ from typing import Optional
 import strawberry
 from strawberry import UNSET, Maybe
 
-from models.enums import ActivityStatus, ActivityType, Priority
 from graph.types.common import MetaFields, Node, allowed_transitions, is_row_of, related, verb_enum
 from graph.types.event import history
 from graph.types.filters import (
-    ActivityStatusFilter, ActivityTypeFilter, DateTimeFilter, IDFilter, OrderDirection,
-    PriorityFilter, StringFilter,
+    ActivityStatusFilter,
+    ActivityTypeFilter,
+    DateTimeFilter,
+    IDFilter,
+    OrderDirection,
+    PriorityFilter,
+    StringFilter,
 )  # fmt: skip
+from models.enums import ActivityStatus, ActivityType, Priority
 
 ActivityVerb = verb_enum("Activity")
 

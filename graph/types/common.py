@@ -198,9 +198,7 @@ def allowed_transitions(entity: str, verb_enum: type[Enum]) -> Any:
         state = getattr(root, lifecycle.state_field) if lifecycle.state_field else None
         return [verb_enum[v.upper()] for v in lifecycle.allowed(state)]
 
-    return strawberry.field(
-        resolver=resolve, description="The verbs allowed from the current state."
-    )
+    return strawberry.field(resolver=resolve, description="The verbs allowed from the current state.")
 
 
 def verb_enum(entity: str) -> type[Enum]:

@@ -6,15 +6,27 @@ from typing import Optional
 import strawberry
 from strawberry import UNSET, Maybe
 
-from models.enums import ContactRole, ContactStage, ContactStatus
 from graph.types.common import (
-    MetaFields, Node, allowed_transitions, is_row_of, related, reverse, verb_enum,
+    MetaFields,
+    Node,
+    allowed_transitions,
+    is_row_of,
+    related,
+    reverse,
+    verb_enum,
 )  # fmt: skip
 from graph.types.event import history
 from graph.types.filters import (
-    ContactRoleFilter, ContactStageFilter, ContactStatusFilter, DateTimeFilter, IDFilter,
-    IntFilter, OrderDirection, StringFilter,
+    ContactRoleFilter,
+    ContactStageFilter,
+    ContactStatusFilter,
+    DateTimeFilter,
+    IDFilter,
+    IntFilter,
+    OrderDirection,
+    StringFilter,
 )  # fmt: skip
+from models.enums import ContactRole, ContactStage, ContactStatus
 
 ContactVerb = verb_enum("Contact")
 

@@ -7,14 +7,26 @@ from typing import Optional
 import strawberry
 from strawberry import UNSET, Maybe
 
-from models.enums import DealStage
 from graph.types.common import (
-    MetaFields, Node, allowed_transitions, is_row_of, related, reverse, verb_enum,
+    MetaFields,
+    Node,
+    allowed_transitions,
+    is_row_of,
+    related,
+    reverse,
+    verb_enum,
 )  # fmt: skip
 from graph.types.event import history
 from graph.types.filters import (
-    DateTimeFilter, DealStageFilter, FloatFilter, IDFilter, IntFilter, OrderDirection, StringFilter,
+    DateTimeFilter,
+    DealStageFilter,
+    FloatFilter,
+    IDFilter,
+    IntFilter,
+    OrderDirection,
+    StringFilter,
 )  # fmt: skip
+from models.enums import DealStage
 
 DealVerb = verb_enum("Deal")
 

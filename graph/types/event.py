@@ -9,11 +9,11 @@ from strawberry import UNSET
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from graph.types.common import Connection, Node, list_connection
+from graph.types.filters import DateTimeFilter, IDFilter, IntFilter, OrderDirection, StringFilter
 from models.base import ENTITIES
 from models.event import Event as EventRow
 from models.ids import type_of
-from graph.types.common import Connection, Node, list_connection
-from graph.types.filters import DateTimeFilter, IDFilter, IntFilter, OrderDirection, StringFilter
 
 
 @strawberry.type(description="One lifecycle event: what happened to which entity, by whom, when.")
@@ -27,9 +27,7 @@ class Event(Node):
     data: JSON = strawberry.field(
         description="Creates: the whole entity. Others: `{field: {before, after}}` and the verb's arguments."
     )
-    sequence: int = strawberry.field(
-        description="Gapless per tenant, in commit order.", resolver=lambda root: root.seq
-    )
+    sequence: int = strawberry.field(description="Gapless per tenant, in commit order.", resolver=lambda root: root.seq)
 
     @strawberry.field(description="The entity as it is now.")
     async def entity(self, info: Info) -> Optional[Node]:

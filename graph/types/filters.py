@@ -43,9 +43,7 @@ BooleanFilter = _filter("BooleanFilter", bool, lists=False)
 
 @strawberry.input(description="Matches a list of tags or labels.")
 class TagsFilter:
-    has_any: list[str] | None = strawberry.field(
-        default=UNSET, description="At least one of these tags."
-    )
+    has_any: list[str] | None = strawberry.field(default=UNSET, description="At least one of these tags.")
 
 
 def _enum_filter(enum: type[Enum]) -> type:

@@ -6,13 +6,19 @@ from typing import Optional
 import strawberry
 from strawberry import UNSET, Maybe
 
-from models.enums import IssueStatus, IssueType, Priority
 from graph.types.common import MetaFields, Node, allowed_transitions, is_row_of, related, verb_enum
 from graph.types.event import history
 from graph.types.filters import (
-    DateTimeFilter, IDFilter, IssueStatusFilter, IssueTypeFilter, OrderDirection, PriorityFilter,
-    StringFilter, TagsFilter,
+    DateTimeFilter,
+    IDFilter,
+    IssueStatusFilter,
+    IssueTypeFilter,
+    OrderDirection,
+    PriorityFilter,
+    StringFilter,
+    TagsFilter,
 )  # fmt: skip
+from models.enums import IssueStatus, IssueType, Priority
 
 IssueVerb = verb_enum("Issue")
 

@@ -8,12 +8,17 @@ import strawberry
 from strawberry import UNSET, Maybe
 from strawberry.scalars import JSON
 
-from models.enums import MetricType
 from graph.types.common import MetaFields, Node, allowed_transitions, is_row_of, related, verb_enum
 from graph.types.event import history
 from graph.types.filters import (
-    DateTimeFilter, FloatFilter, IDFilter, MetricTypeFilter, OrderDirection, StringFilter,
+    DateTimeFilter,
+    FloatFilter,
+    IDFilter,
+    MetricTypeFilter,
+    OrderDirection,
+    StringFilter,
 )  # fmt: skip
+from models.enums import MetricType
 
 MetricVerb = verb_enum("Metric")
 

@@ -6,13 +6,20 @@ from typing import Optional
 import strawberry
 from strawberry import UNSET, Maybe
 
-from models.enums import OrganizationStatus, OrganizationTier, OrganizationType
 from graph.types.common import MetaFields, Node, is_row_of, related, reverse
 from graph.types.event import history
 from graph.types.filters import (
-    DateTimeFilter, FloatFilter, IDFilter, IntFilter, OrderDirection, OrganizationStatusFilter,
-    OrganizationTierFilter, OrganizationTypeFilter, StringFilter,
+    DateTimeFilter,
+    FloatFilter,
+    IDFilter,
+    IntFilter,
+    OrderDirection,
+    OrganizationStatusFilter,
+    OrganizationTierFilter,
+    OrganizationTypeFilter,
+    StringFilter,
 )  # fmt: skip
+from models.enums import OrganizationStatus, OrganizationTier, OrganizationType
 
 
 @strawberry.type(description="A company in the business graph.")

@@ -7,13 +7,18 @@ from typing import Optional
 import strawberry
 from strawberry import UNSET, Maybe
 
-from models.enums import SubscriptionStatus
 from graph.types.common import MetaFields, Node, allowed_transitions, is_row_of, related, verb_enum
 from graph.types.event import history
 from graph.types.filters import (
-    BooleanFilter, DateTimeFilter, IDFilter, IntFilter, OrderDirection, StringFilter,
+    BooleanFilter,
+    DateTimeFilter,
+    IDFilter,
+    IntFilter,
+    OrderDirection,
+    StringFilter,
     SubscriptionStatusFilter,
 )  # fmt: skip
+from models.enums import SubscriptionStatus
 
 SubscriptionVerb = verb_enum("Subscription")
 

@@ -11,9 +11,9 @@ import strawberry
 from strawberry import UNSET
 from strawberry.types import Info
 
-from resolvers import metrics as support_metrics
 from graph.types.common import plain
 from graph.types.ticket import TicketWhere
+from resolvers import metrics as support_metrics
 
 
 @strawberry.enum(description="What to group support metrics by.")
@@ -66,9 +66,7 @@ class SupportMetricsBucket:
     escalated_count: int = strawberry.field(
         description='Tickets ever escalated: a "Ticket.Escalated" event exists for the ticket.'
     )
-    escalation_rate: float = strawberry.field(
-        description="escalatedCount / ticketCount; 0 when there are no tickets."
-    )
+    escalation_rate: float = strawberry.field(description="escalatedCount / ticketCount; 0 when there are no tickets.")
     first_response_seconds: DurationStats = strawberry.field(
         description="firstResponseAt − createdAt, over the tickets that have a first response."
     )

@@ -8,13 +8,20 @@ import strawberry
 from strawberry import UNSET, Maybe
 from strawberry.types import Info
 
-from models.enums import Priority, TicketChannel, TicketStatus
 from graph.types.common import MetaFields, Node, allowed_transitions, children, is_row_of, related, verb_enum
 from graph.types.event import history
 from graph.types.filters import (
-    DateTimeFilter, IDFilter, IntFilter, OrderDirection, PriorityFilter, StringFilter, TagsFilter,
-    TicketChannelFilter, TicketStatusFilter,
+    DateTimeFilter,
+    IDFilter,
+    IntFilter,
+    OrderDirection,
+    PriorityFilter,
+    StringFilter,
+    TagsFilter,
+    TicketChannelFilter,
+    TicketStatusFilter,
 )  # fmt: skip
+from models.enums import Priority, TicketChannel, TicketStatus
 
 TicketVerb = verb_enum("Ticket")
 
@@ -42,8 +49,7 @@ class Ticket(Node, MetaFields):
     allowed_transitions = allowed_transitions("Ticket", TicketVerb)
 
     @strawberry.field(
-        description="The organization's current billing subscription "
-        "(ACTIVE, TRIALING or PAST_DUE before CANCELLED)."
+        description="The organization's current billing subscription (ACTIVE, TRIALING or PAST_DUE before CANCELLED)."
     )
     async def subscription(
         self, info: Info
@@ -130,5 +136,3 @@ class TicketOrderField(Enum):
 class TicketOrder:
     field: TicketOrderField
     direction: OrderDirection = OrderDirection.ASC
-
-

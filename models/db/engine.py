@@ -12,8 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-import models.entities  # noqa: F401  (registers the tables)
-import models.event  # noqa: F401
+import models.entities
+import models.event
 import models.keys  # noqa: F401
 from models.db.plain import PlainReads
 from models.db.sqlite_driver import OneHopConnection, OneHopDBAPI
@@ -33,7 +33,7 @@ def normalise_url(url: str) -> str:
         ("sqlite://", "sqlite+aiosqlite://"),
     ):
         if url.startswith(plain):
-            return driver + url[len(plain):]
+            return driver + url[len(plain) :]
     return url
 
 
@@ -81,15 +81,14 @@ class Database:
         if self.is_sqlite:
             if self._write_lock is None:
                 self._write_lock = asyncio.Lock()
-            async with self._write_lock:
-                async with self.sessions() as session:
-                    connection = await session.connection()
-                    raw = (await connection.get_raw_connection()).dbapi_connection
-                    if isinstance(raw, OneHopConnection):
-                        async with raw.write_transaction(on_commit=self._committed):
-                            yield session
-                    else:
+            async with self._write_lock, self.sessions() as session:
+                connection = await session.connection()
+                raw = (await connection.get_raw_connection()).dbapi_connection
+                if isinstance(raw, OneHopConnection):
+                    async with raw.write_transaction(on_commit=self._committed):
                         yield session
+                else:
+                    yield session
         else:
             async with self.sessions() as session:
                 yield session
@@ -112,7 +111,7 @@ class Database:
     async def _checkpoint(self) -> None:
         try:
             await self.plain.checkpoint()
-        except Exception:  # noqa: BLE001 - the next one tries again; the log only grows meanwhile
+        except Exception:
             log.exception("SQLite checkpoint failed")
 
     async def dispose(self) -> None:

@@ -64,7 +64,9 @@ class Compiled:
     def parameters(self, values: dict[str, Any]) -> list[Any]:
         """Positional driver parameters for ``values`` (literals the statement holds included)."""
         given = self.compiled.construct_params(values)
-        return [value if bind is None else bind(value) for bind, value in zip(self.binds, (given[n] for n in self.names))]
+        return [
+            value if bind is None else bind(value) for bind, value in zip(self.binds, (given[n] for n in self.names))
+        ]
 
     def rows(self, raw: list[Any]) -> list[dict[str, Any]]:
         columns, results = self.columns, self.results

@@ -25,7 +25,9 @@ from typing import Any
 
 import aiosqlite
 from sqlalchemy.dialects.sqlite.aiosqlite import (
-    AsyncAdapt_aiosqlite_connection, AsyncAdapt_aiosqlite_cursor, AsyncAdapt_aiosqlite_dbapi,
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
 )  # fmt: skip
 from sqlalchemy.util import EMPTY_DICT
 
@@ -45,7 +47,7 @@ def _execute(connection: aiosqlite.Connection, operation: str, parameters: Any, 
 class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     """A cursor that holds a finished statement's results; no ``sqlite3`` cursor stays open."""
 
-    __slots__ = ("_description", "_rowcount", "_lastrowid", "_arraysize")
+    __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount")
 
     def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
         self._adapt_connection = adapt_connection
@@ -101,7 +103,7 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("inline", "_on_commit", "_busy_timeout")
+    __slots__ = ("_busy_timeout", "_on_commit", "inline")
     _cursor_cls = OneHopCursor
 
     def __init__(self, dbapi: Any, connection: aiosqlite.Connection) -> None:

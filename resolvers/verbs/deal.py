@@ -13,9 +13,7 @@ async def advance(uow: Work, id_: str, *, expected_version: int | None = None) -
     return await uow.transition(Deal, id_, "advance", expected_version=expected_version)
 
 
-async def win(
-    uow: Work, id_: str, *, reason: str | None = None, expected_version: int | None = None
-) -> Deal:
+async def win(uow: Work, id_: str, *, reason: str | None = None, expected_version: int | None = None) -> Deal:
     return await uow.transition(
         Deal, id_, "win",
         values={"won_reason": reason, "probability": 100, "actual_close_date": date.today()},
@@ -23,9 +21,7 @@ async def win(
     )  # fmt: skip
 
 
-async def lose(
-    uow: Work, id_: str, *, reason: str | None = None, expected_version: int | None = None
-) -> Deal:
+async def lose(uow: Work, id_: str, *, reason: str | None = None, expected_version: int | None = None) -> Deal:
     return await uow.transition(
         Deal, id_, "lose",
         values={"lost_reason": reason, "probability": 0, "actual_close_date": date.today()},
@@ -39,9 +35,7 @@ async def close(uow: Work, id_: str, *, expected_version: int | None = None) -> 
     return await uow.transition(Deal, id_, "close", values=values, expected_version=expected_version)
 
 
-async def reopen(
-    uow: Work, id_: str, *, reason: str | None = None, expected_version: int | None = None
-) -> Deal:
+async def reopen(uow: Work, id_: str, *, reason: str | None = None, expected_version: int | None = None) -> Deal:
     return await uow.transition(
         Deal, id_, "reopen", values={"actual_close_date": None},
         args={"reason": reason}, expected_version=expected_version,

@@ -52,7 +52,7 @@ class LocalFanout:
         for listener in list(self._listeners.get(tenant, ())):
             try:
                 listener(tenant, seq)
-            except Exception:  # noqa: BLE001 - one broken listener must not starve the others
+            except Exception:
                 log.exception("broker listener for tenant %r failed", tenant)
 
     def deliver_all(self) -> None:

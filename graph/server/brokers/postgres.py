@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 from typing import Any
 
-from graph.server.brokers.supervisor import RemoteBroker, take_channel, log
+from graph.server.brokers.supervisor import RemoteBroker, take_channel
+
 
 class PostgresBroker(RemoteBroker):
     """LISTEN/NOTIFY: one dedicated asyncpg connection LISTENs, a small pool of its own NOTIFYs.
@@ -23,7 +24,7 @@ class PostgresBroker(RemoteBroker):
         dsn, channel = take_channel(url)
         for prefix in ("postgresql+asyncpg://", "postgres+asyncpg://"):
             if dsn.startswith(prefix):
-                dsn = "postgresql://" + dsn[len(prefix):]
+                dsn = "postgresql://" + dsn[len(prefix) :]
         options.setdefault("channel", channel)
         super().__init__(**options)
         self.dsn = dsn
@@ -43,9 +44,7 @@ class PostgresBroker(RemoteBroker):
             self.dsn, timeout=self.connect_timeout, server_settings={"application_name": self.name[:63]}
         )
         self._listener.add_termination_listener(lambda _connection: lost.set())
-        await asyncio.wait_for(
-            self._listener.add_listener(self.channel, self._on_notify), self.connect_timeout
-        )
+        await asyncio.wait_for(self._listener.add_listener(self.channel, self._on_notify), self.connect_timeout)
 
     def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         self._received(payload)
@@ -67,7 +66,7 @@ class PostgresBroker(RemoteBroker):
             return
         try:
             await asyncio.wait_for(connection.close(), 2.0)
-        except Exception:  # noqa: BLE001 - it is going away either way
+        except Exception:
             connection.terminate()
 
     async def _open_publisher(self) -> None:
@@ -92,7 +91,5 @@ class PostgresBroker(RemoteBroker):
         if pool is not None:
             try:
                 await asyncio.wait_for(pool.close(), 5.0)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pool.terminate()
-
-

@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 from typing import Any
 
-from graph.server.brokers.supervisor import RemoteBroker, take_channel, log
+from graph.server.brokers.supervisor import RemoteBroker, take_channel
+
 
 class RedisBroker(RemoteBroker):
     """Redis pub/sub: one subscribed connection per worker, PUBLISH on the regular client.

@@ -14,7 +14,6 @@ import itertools
 import logging
 import os
 import random
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from graph.server.brokers.memory import CHANNEL, LocalFanout, decode, encode
@@ -116,7 +115,7 @@ class RemoteBroker(LocalFanout):
         self.deliver(tenant, seq)
         try:
             await asyncio.wait_for(self._send(encode(tenant, seq)), self.publish_timeout)
-        except Exception as error:  # noqa: BLE001 - the mutation has committed; this only costs latency
+        except Exception as error:
             self.dropped += 1
             if not self._publish_failing:
                 self._publish_failing = True
@@ -152,7 +151,7 @@ class RemoteBroker(LocalFanout):
         while not self._stopped.is_set():
             try:
                 await self._subscribe()
-            except Exception as error:  # noqa: BLE001 - unreachable, refused, timed out: retry later
+            except Exception as error:
                 self._healthy = False
                 recovering = True
                 await self._unsubscribe()
@@ -177,7 +176,7 @@ class RemoteBroker(LocalFanout):
             try:
                 await self._watch()
                 reason = "connection closed"
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:
                 reason = f"{type(error).__name__}: {error}"
             self._healthy = False
             await self._unsubscribe()
@@ -225,5 +224,3 @@ def take_channel(url: str) -> tuple[str, str]:
         else:
             kept.append((key, value))
     return urlunsplit(parts._replace(query=urlencode(kept))), channel
-
-
