@@ -1,0 +1,81 @@
+"""Caches of work done per GraphQL document (parsing, validation, plans), bounded for hostile input.
+
+A cache keyed by the raw text keeps every distinct document a client sends — 1,000 documents of
+a megabyte each are a gigabyte. ``DocumentCache`` keys by a digest of the text instead, evicts
+the least recently used entries past a count and past an estimate of the bytes they hold, and
+does not cache documents over ``max_document_bytes`` at all (their work is redone; clients that
+send the same large document again and again are rare, and persisted queries serve them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Hashable
+from threading import Lock
+from typing import Generic, TypeVar
+
+from cachetools import LRUCache
+
+V = TypeVar("V")
+
+#: what a cached document costs, as a multiple of its text: a parsed AST or a plan holds a few
+#: objects per token, each some tens of bytes (measured: about 12x for graphql-core's AST)
+OVERHEAD = 16
+MAX_DOCUMENT_BYTES = 64 * 1024
+
+
+def digest(text: str) -> bytes:
+    """A short, collision-resistant key for a document's text."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+class DocumentCache(Generic[V]):
+    """``get(text, make, *extra)``: ``make()`` once per (document, extra), within bounds.
+
+    ``extra`` distinguishes answers that depend on more than the text (an operation name, a
+    limit). Entries and their estimated bytes are both bounded; least recently used go first.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_entries: int = 1024,
+        max_bytes: int = 32 * 1024 * 1024,
+        max_document_bytes: int = MAX_DOCUMENT_BYTES,
+    ) -> None:
+        self.max_entries = max_entries
+        self.max_document_bytes = max_document_bytes
+        self._entries: LRUCache[tuple[Hashable, ...], tuple[int, V]] = LRUCache(
+            maxsize=max_bytes, getsizeof=lambda entry: entry[0]
+        )
+        self._lock = Lock()  # the schema's caches are also used from graphql-core's worker threads
+
+    def get(self, text: str, make: Callable[[], V], *extra: Hashable) -> V:
+        if len(text) > self.max_document_bytes:
+            return make()
+        key = (digest(text), *extra)
+        with self._lock:
+            found = self._entries.get(key)
+        if found is not None:
+            return found[1]
+        value = make()
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.popitem()
+            try:
+                self._entries[key] = (max(len(text) * OVERHEAD, 1), value)
+            except ValueError:  # larger than the whole byte budget: not kept
+                pass
+        return value
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def bytes(self) -> int:
+        """The estimated bytes held."""
+        return int(self._entries.currsize)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
