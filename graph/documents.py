@@ -9,6 +9,7 @@ send the same large document again and again are rare, and persisted queries ser
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Hashable
 from threading import Lock
@@ -62,10 +63,8 @@ class DocumentCache(Generic[V]):
         with self._lock:
             if len(self._entries) >= self.max_entries:
                 self._entries.popitem()
-            try:
+            with contextlib.suppress(ValueError):  # larger than the whole byte budget: not kept
                 self._entries[key] = (max(len(text) * OVERHEAD, 1), value)
-            except ValueError:  # larger than the whole byte budget: not kept
-                pass
         return value
 
     def __len__(self) -> int:
