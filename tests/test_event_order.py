@@ -34,7 +34,7 @@ def test_a_reader_never_skips_an_event(server):
 
     async def write(n: int) -> None:
         for _ in range(ROUNDS):
-            async with LingeringUnit(db, tenant=tenant, actor=f"writer-{n}") as uow:
+            async with LingeringUnit(db, tenant=tenant, actor=f"writer-{n}", hooks=server.services.hooks) as uow:
                 await uow.create(Ticket, {"subject": f"from writer {n}"})
 
     async def scenario() -> tuple[list[int], list[int]]:
