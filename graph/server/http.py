@@ -12,7 +12,8 @@ from graphql import GraphQLError, OperationType
 from starlette.requests import Request
 from starlette.responses import Response
 
-from graph.validation import Limits, RateLimiter, operation_of, parsed, prescan, too_complex, variables_too_deep
+from graph.server.ratelimit import RateLimiter
+from graph.validation import Limits, operation_of, parsed, prescan, too_complex, variables_too_deep
 from models.base import ANONYMOUS_ACTOR, DEFAULT_TENANT
 from resolvers.keys import KeyRing, Principal
 
