@@ -28,6 +28,7 @@ from models.types import utcnow
 from resolvers.errors import BadInput, InvalidTransition, NotFound, VersionConflict
 from resolvers.hooks import Change, Hooks
 from resolvers.validate import clean, references
+from resolvers.work import E
 
 Publish = Callable[[str, int], Awaitable[None]]
 
@@ -96,7 +97,7 @@ class UnitOfWork:
 
     # --- reading inside the transaction -------------------------------------------------------
 
-    async def load(self, kind: type[Entity], id_: str, *, lock: bool = True) -> Entity:
+    async def load(self, kind: type[E], id_: str, *, lock: bool = True) -> E:
         """The live entity ``id_`` of this tenant, row-locked until commit; else ``NotFound``."""
         held = self._held.get(id_)
         if held is not None and isinstance(held, kind) and held.deleted_at is None:
@@ -114,14 +115,14 @@ class UnitOfWork:
         self._live.add(id_)
         return entity
 
-    async def find(self, kind: type[Entity], id_: str) -> Entity | None:
+    async def find(self, kind: type[E], id_: str) -> E | None:
         """The live entity ``id_`` of this tenant, unlocked, or None."""
         try:
             return await self.load(kind, id_, lock=False)
         except NotFound:
             return None
 
-    async def find_all(self, kind: type[Entity], **equal: Any) -> list[Entity]:
+    async def find_all(self, kind: type[E], **equal: Any) -> list[E]:
         """The live entities of this tenant whose columns equal ``equal``, oldest first."""
         query = _find_all_statement(kind, tuple(equal))
         parameters = {"tenant": self.tenant} | {f"eq_{k}": v for k, v in equal.items()}
@@ -155,7 +156,7 @@ class UnitOfWork:
 
     # --- the verbs ------------------------------------------------------------------------------
 
-    async def create(self, kind: type[Entity], values: dict[str, Any], *, args: dict[str, Any] | None = None) -> Entity:
+    async def create(self, kind: type[E], values: dict[str, Any], *, args: dict[str, Any] | None = None) -> E:
         """Create an entity (verb ``create``) with its ``Created`` event."""
         values = clean(kind, values, creating=True)
         now = utcnow()
@@ -179,14 +180,14 @@ class UnitOfWork:
 
     async def transition(
         self,
-        kind: type[Entity],
+        kind: type[E],
         id_: str,
         verb: str,
         *,
         values: dict[str, Any] | None = None,
         args: dict[str, Any] | None = None,
         expected_version: int | None = None,
-    ) -> Entity:
+    ) -> E:
         """Apply ``verb`` (update, delete or a lifecycle verb) to an entity, with its event."""
         entity = await self.load(kind, id_)
         if expected_version is not None and entity.version != expected_version:
