@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import Index, String
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
 from sqlmodel import Field, SQLModel
 
 from models.types import UTCDateTime, utcnow
@@ -15,26 +18,30 @@ DEFAULT_TENANT = "default"
 ANONYMOUS_ACTOR = "anonymous"
 
 
-def text(max_length: int, **kwargs) -> str | None:
+# The column helpers return what SQLModel's ``Field`` returns: a field description that the
+# model class turns into a column (typed ``Any`` by SQLModel, so it fits any annotation).
+
+
+def text(max_length: int, **kwargs: Any) -> Any:
     """A text column of at most ``max_length`` characters (the API's text limits)."""
     return Field(sa_type=String(max_length), **kwargs)
 
 
-def enum_column(enum: type[Enum], default: str | None = None, **kwargs) -> str | None:
+def enum_column(enum: type[Enum], default: str | None = None, **kwargs: Any) -> Any:
     """An enum stored by its name, so PostgreSQL needs no enum types to migrate."""
     return Field(default=default, sa_type=String(32), sa_column_kwargs={"info": {"enum": enum}}, **kwargs)
 
 
-def bounded(low: float | None, high: float | None = None, default=None):
+def bounded(low: float | None, high: float | None = None, default: float | None = None) -> Any:
     """A number the domain bounds (satisfaction 1–5, a deal's value ≥ 0)."""
     return Field(default=default, sa_column_kwargs={"info": {"range": (low, high)}})
 
 
-def timestamp(**kwargs) -> datetime | None:
+def timestamp(**kwargs: Any) -> Any:
     return Field(default=None, sa_type=UTCDateTime, **kwargs)
 
 
-def reference(table: str) -> str | None:
+def reference(table: str) -> Any:
     """A relation to another entity, by id (always within the same tenant)."""
     return Field(default=None, foreign_key=f"{table}.id", index=True, sa_type=String(40))
 
@@ -45,6 +52,8 @@ class Entity(SQLModel):
     #: GraphQL type name ("Ticket") and id prefix ("ticket"); set by each table.
     type_name: ClassVar[str]
     prefix: ClassVar[str]
+    if TYPE_CHECKING:  # set by SQLModel on every table class
+        __table__: ClassVar[Table]
 
     id: str = Field(primary_key=True, sa_type=String(40))
     tenant: str = Field(index=True, sa_type=String(64))

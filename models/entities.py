@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from sqlalchemy import Date, Index, String, UniqueConstraint
 from sqlmodel import Field
@@ -193,6 +193,6 @@ class Metric(Entity, table=True):
     value: float
     type: str | None = enum_column(MetricType)
     unit: str | None = text(NAME, default=None)
-    dimensions: dict | None = Field(default=None, sa_type=JSONDocument)
+    dimensions: dict[str, Any] | None = Field(default=None, sa_type=JSONDocument)
     organization_id: str | None = reference("organization")
     timestamp: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)

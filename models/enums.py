@@ -7,7 +7,7 @@ from enum import Enum
 
 class _Named(str, Enum):  # noqa: UP042 - StrEnum's str() differs; this one is spelled out
     def __str__(self) -> str:  # so f-strings and JSON show "OPEN", not "TicketStatus.OPEN"
-        return self.value
+        return str(self.value)
 
 
 class TicketStatus(_Named):
