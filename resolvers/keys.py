@@ -1,8 +1,8 @@
 """Issuing, revoking and checking API keys.
 
 A key reads ``sgk_<id>_<secret>``; the database keeps the id, tenant, actor and the SHA-256 of
-the secret (a random 256-bit secret needs no slow hash). Checks are cached briefly per worker,
-so a revoked key stops working within ``KeyRing.ttl`` seconds everywhere.
+the secret (a random 256-bit secret needs no slow hash). ``lookup`` reads the database each
+time; the server caches its answers briefly (``graph.server.auth``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import re
 import secrets
-import time
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -63,34 +62,16 @@ async def revoke_key(db: Database, key_or_id: str) -> bool:
     return result.rowcount > 0
 
 
-class KeyRing:
-    """Checks presented keys against the database, remembering answers for ``ttl`` seconds."""
-
-    def __init__(self, db: Database, *, ttl: float = 10.0, size: int = 10_000) -> None:
-        self.db, self.ttl, self.size = db, ttl, size
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
-
-    async def check(self, key: str) -> Principal | None:
-        """The principal of a valid, unrevoked key; None for anything else."""
-        now = time.monotonic()
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        principal = await self._lookup(key)
-        if len(self._cache) >= self.size:
-            self._cache.clear()
-        self._cache[key] = (now + self.ttl, principal)
-        return principal
-
-    async def _lookup(self, key: str) -> Principal | None:
-        match = _KEY.match(key)
-        if match is None:
-            return None
-        key_id, secret = match.groups()
-        async with self.db.reading() as session:
-            row = (await session.execute(select(ApiKey).where(ApiKey.id == key_id))).scalar()
-        if row is None or row.revoked_at is not None:
-            return None
-        if not hmac.compare_digest(row.secret_hash, _hash(secret)):
-            return None
-        return Principal(tenant=row.tenant, actor=row.actor, key_id=row.id)
+async def lookup(db: Database, key: str) -> Principal | None:
+    """The principal of a valid, unrevoked key; None for anything else (one read, no cache)."""
+    match = _KEY.match(key)
+    if match is None:
+        return None
+    key_id, secret = match.groups()
+    async with db.reading() as session:
+        row = (await session.execute(select(ApiKey).where(ApiKey.id == key_id))).scalar()
+    if row is None or row.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(row.secret_hash, _hash(secret)):
+        return None
+    return Principal(tenant=row.tenant, actor=row.actor, key_id=row.id)

@@ -7,7 +7,7 @@ import asyncio
 import os
 import sys
 
-from graph.server.settings import Settings
+from graph.server.settings import SettingsError, from_environment
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument("--workers", type=int, help="uvicorn worker processes (default 1)")
     serve.add_argument("--require-auth", action="store_true", default=None, help="refuse callers without an API key")
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        help="proxies whose X-Forwarded-For is believed: comma-separated addresses or networks, * for any "
+        "(default none; env FORWARDED_ALLOW_IPS)",
+    )
     serve.add_argument(
         "--no-migrate",
         action="store_true",
@@ -55,6 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("--seed", type=int, default=7, help="random seed, for a repeatable graph")
 
     args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except SettingsError as error:
+        print(f"support-graph: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         return _serve(args)
     if args.command == "export-schema":
@@ -69,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "revoke-key":
         return asyncio.run(_revoke_key(args))
     if args.command == "migrate":
-        return asyncio.run(_migrate(args.database_url or Settings().database_url))
+        return asyncio.run(_migrate(args.database_url or from_environment().database_url))
     return 2
 
 
@@ -87,11 +101,12 @@ def _serve(args: argparse.Namespace) -> int:
     for flag, env in (
         ("database_url", "DATABASE_URL"), ("broker_url", "BROKER_URL"), ("host", "HOST"),
         ("port", "PORT"), ("workers", "WORKERS"), ("require_auth", "REQUIRE_AUTH"),
+        ("forwarded_allow_ips", "FORWARDED_ALLOW_IPS"),
     ):  # fmt: skip
         value = getattr(args, flag)
         if value is not None:
             os.environ[env] = str(value)
-    settings = Settings()
+    settings = from_environment()
     if settings.workers > 1 and settings.broker_url.startswith("memory"):
         print(
             "support-graph: --workers > 1 needs a shared broker (--broker-url redis://… or "
@@ -117,6 +132,11 @@ def _serve(args: argparse.Namespace) -> int:
         port=settings.port,
         workers=settings.workers if settings.workers > 1 else None,
         log_level=args.log_level,
+        # X-Forwarded-For (and -Proto) from the named proxies only; uvicorn alone would trust 127.0.0.1
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or "",
+        # headers must arrive within HEADER_TIMEOUT_SECONDS (slowloris): graph/server/protocol.py
+        http="graph.server.protocol:HeaderTimeoutProtocol",
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
         # events are ~100-byte JSON messages: compressing each costs more CPU and memory per
@@ -131,7 +151,7 @@ async def _create_key(args: argparse.Namespace) -> int:
     from models.db.engine import Database
     from resolvers.keys import create_key
 
-    db = Database(args.database_url or Settings().database_url)
+    db = Database(args.database_url or from_environment().database_url)
     try:
         await migrate.upgrade(db)
         try:
@@ -150,7 +170,7 @@ async def _revoke_key(args: argparse.Namespace) -> int:
     from models.db.engine import Database
     from resolvers.keys import revoke_key
 
-    db = Database(args.database_url or Settings().database_url)
+    db = Database(args.database_url or from_environment().database_url)
     try:
         revoked = await revoke_key(db, args.key)
     finally:
@@ -197,7 +217,7 @@ async def _seed(args: argparse.Namespace) -> int:
     from graph.server.app import deployment_hooks
     from models.db.engine import Database
 
-    db = Database(args.database_url or Settings().database_url)
+    db = Database(args.database_url or from_environment().database_url)
     from models.db import migrate
 
     await migrate.upgrade(db)

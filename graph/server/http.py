@@ -5,17 +5,20 @@ and a GraphQL-shaped error body, and nothing reaches the schema.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
 from graphql import GraphQLError, OperationType
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from graph.server.ratelimit import RateLimiter
-from graph.validation import Limits, operation_of, parsed, prescan, too_complex, variables_too_deep
+from graph.server.auth import KeyRing, Unauthenticated, bearer
+from graph.server.ratelimit import Limiter, Proxies, limiter
+from graph.server.settings import Settings
+from graph.validation import operation_of, parsed, prescan, too_complex, variables_too_deep
 from models.base import ANONYMOUS_ACTOR, DEFAULT_TENANT
-from resolvers.keys import KeyRing, Principal
+from resolvers.keys import Principal
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 ANONYMOUS = Principal(tenant=DEFAULT_TENANT, actor=ANONYMOUS_ACTOR)
@@ -46,26 +49,39 @@ class Refusal(Exception):
         return Response(orjson.dumps(body), status_code=status, media_type=media, headers=self.headers)
 
 
-def bearer(authorization: str | None) -> str | None:
-    """The key of an ``Authorization: Bearer <key>`` value (None when there is none)."""
-    if not authorization:
-        return None
-    scheme, _, key = authorization.strip().partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise Refusal(401, "UNAUTHENTICATED", "Authorization must be `Bearer <api key>`", _challenge())
-    return key.strip()
-
-
 def _challenge() -> dict[str, str]:
     return {"WWW-Authenticate": 'Bearer realm="support-graph"'}
 
 
 class Door:
-    """Authentication, rate limits and request shape for one app."""
+    """Authentication, rate limits and request shape for one app.
 
-    def __init__(self, keys: KeyRing, limits: Limits, schema: Any, *, require_auth: bool) -> None:
-        self.keys, self.limits, self.schema, self.require_auth = keys, limits, schema, require_auth
-        self.rate = RateLimiter(limits.rate_per_minute, limits.rate_burst)
+    Every request is first counted against its client's address (``addresses``), before its
+    key is looked up, so a flood of bad keys is throttled like any other; a valid key is then
+    counted against its own budget (``callers``), and so is an anonymous caller's address.
+    """
+
+    def __init__(self, keys: KeyRing, settings: Settings, schema: Any) -> None:
+        self.keys, self.limits, self.schema = keys, settings.limits, schema
+        self.require_auth = settings.require_auth
+        self.proxies = Proxies(settings.forwarded_allow_ips)
+        self.callers = limiter(settings.broker_url, self.limits.rate_per_minute, self.limits.rate_burst)
+        self.addresses = limiter(settings.broker_url, *settings.address_rate)
+
+    def address(self, connection: HTTPConnection) -> str:
+        """The client's address (``X-Forwarded-For`` believed only from a trusted proxy)."""
+        peer = connection.client.host if connection.client else None
+        return self.proxies.client(peer, connection.headers.getlist("x-forwarded-for"))
+
+    async def authenticate(self, authorization: str | None, connection: HTTPConnection | None = None) -> Principal:
+        """The caller of an ``Authorization`` value, or ``Refusal``; with ``connection``, its
+        address is counted first."""
+        if connection is not None:
+            await self.throttle(self.addresses, f"addr:{self.address(connection)}")
+        try:
+            return await self.principal(bearer(authorization))
+        except Unauthenticated as error:
+            raise Refusal(401, "UNAUTHENTICATED", str(error), _challenge()) from None
 
     async def principal(self, key: str | None) -> Principal:
         """The caller of a presented key; anonymous only where the server allows it."""
@@ -78,19 +94,18 @@ class Door:
             raise Refusal(401, "UNAUTHENTICATED", "The API key is not valid or was revoked", _challenge())
         return principal
 
-    def throttle(self, principal: Principal, request: Request) -> None:
-        caller = principal.key_id or f"ip:{request.client.host if request.client else '?'}"
-        wait = self.rate.acquire(caller)
+    async def throttle(self, limiter: Limiter, caller: str) -> None:
+        wait = await limiter.wait(caller)
         if wait:
             raise Refusal(
                 429, "RATE_LIMITED", f"Too many requests: retry in {wait:g} s",
-                {"Retry-After": str(max(1, round(wait)))},
+                {"Retry-After": str(max(1, math.ceil(wait)))},
             )  # fmt: skip
 
     async def admit(self, request: Request) -> Principal:
         """Check a ``/graphql`` HTTP request; the caller, or ``Refusal``."""
-        principal = await self.principal(bearer(request.headers.get("authorization")))
-        self.throttle(principal, request)
+        principal = await self.authenticate(request.headers.get("authorization"), request)
+        await self.throttle(self.callers, principal.key_id or f"ip:{self.address(request)}")
         if request.method == "POST":
             await self._check_post(request)
         elif request.method == "GET":
