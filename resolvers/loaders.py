@@ -1,4 +1,10 @@
-"""Per-request DataLoaders: every relation is one batched query per kind, never one per row."""
+"""Per-request DataLoaders: every relation is one batched query per kind, never one per row.
+
+To-many connections (``organization.tickets(first: 5, where: …)``) batch too: the pages of all
+the parents a request asks about are one statement (a window ranks each parent's rows in the
+list's order, and only the first ``size + 1`` of each are kept), their ``totalCount`` one
+``GROUP BY`` more, with the filters, order, cursors and page info of ``resolvers.query.find``.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +12,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from aiodataloader import DataLoader
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, func, select
 
 from models.db.engine import Database
 from models.db.plain import as_entity, ids_value, in_ids
 from models.entities import Subscription
+from resolvers import query
 
 #: Which subscription is an organization's current one: the first state wins.
 CURRENT_SUBSCRIPTION_ORDER = ("ACTIVE", "TRIALING", "PAST_DUE", "CANCELLED")
@@ -62,6 +70,80 @@ class Loaders:
             self._loaders[key] = DataLoader(load)
         return self._loaders[key]
 
+    def pages(
+        self, kind: type, column: str, *, where: dict[str, Any] | None = None,
+        order: Sequence[tuple[str, bool]] = (), first: int | None = None, after: str | None = None,
+        last: int | None = None, before: str | None = None, include_deleted: bool = False,
+    ) -> DataLoader:  # fmt: skip
+        """Pages of ``kind`` by the parent id in ``column`` (``Ticket`` by ``organization_id``):
+        what ``query.find(..., scope={column: parent})`` returns for each parent, all parents of
+        one field in one statement. Bad arguments raise here, for every parent, as ``find`` does."""
+        filters = orjson.dumps(where, option=orjson.OPT_SORT_KEYS, default=str)
+        key = ("pages", kind, column, filters, tuple(order), first, after, last, before, include_deleted)
+        if key not in self._loaders:  # else these arguments were checked already
+            size, from_end = query.page_size(first, last)
+            keys = query.order_keys(kind, order)
+            cursor_after = None if after is None else query.decode_cursor(after, keys)
+            cursor_before = None if before is None else query.decode_cursor(before, keys)
+            condition = query.list_condition(
+                kind, tenant=self.tenant, dialect=self.db.dialect, where=where, include_deleted=include_deleted
+            )
+            statement = _ranked_pages(
+                kind, column, self.db.dialect, condition, keys, size, from_end, cursor_after, cursor_before
+            )
+            counts = self._counts(kind, column, condition, (filters, include_deleted))
+            width = len(kind.__table__.columns)
+            names = [c.key for c in kind.__table__.columns]
+            at = names.index(column)
+
+            async def load(parents: Sequence[str]) -> list[query.Page]:
+                async with self.db.reading() as session:
+                    result = await session.execute(statement, {"ids": ids_value(parents, self.db.dialect)})
+                grouped: dict[str, list[Any]] = defaultdict(list)
+                for row in result.all():
+                    grouped[row[at]].append(row)
+                pages = []
+                for parent in parents:
+                    rows = grouped.get(parent, [])
+                    more = len(rows) > size
+                    rows = rows[:size]
+                    if from_end:
+                        rows.reverse()
+                    pages.append(
+                        query.Page(
+                            rows=[as_entity(kind, dict(zip(names, r[:width]))) for r in rows],
+                            cursors=[query.encode_cursor(list(r[width:])) for r in rows],
+                            has_next=more if not from_end else before is not None,
+                            has_previous=more if from_end else after is not None,
+                            count=lambda parent=parent: counts.load(parent),
+                        )
+                    )
+                return pages
+
+            self._loaders[key] = DataLoader(load)
+        return self._loaders[key]
+
+    def _counts(self, kind: type, column: str, condition: Any, filters: tuple) -> DataLoader:
+        """How many rows of ``kind`` match ``condition`` per parent id in ``column``, all parents
+        in one ``GROUP BY`` (run only when a ``totalCount`` is asked for)."""
+        key = ("counts", kind, column, *filters)
+        if key not in self._loaders:
+            parent = kind.__table__.c[column]
+            statement = (
+                select(parent, func.count())
+                .where(condition, in_ids(parent, self.db.dialect))
+                .group_by(parent)
+            )  # fmt: skip
+
+            async def load(parents: Sequence[str]) -> list[int]:
+                async with self.db.reading() as session:
+                    result = await session.execute(statement, {"ids": ids_value(parents, self.db.dialect)})
+                counted = dict(result.all())
+                return [counted.get(p, 0) for p in parents]
+
+            self._loaders[key] = DataLoader(load)
+        return self._loaders[key]
+
     async def current_subscription(self, organization_id: str | None) -> Subscription | None:
         """The organization's current billing subscription: ACTIVE, TRIALING, PAST_DUE, CANCELLED."""
         if organization_id is None:
@@ -86,3 +168,24 @@ def _keyed(kind: type, column: str, live_only: bool, plain: Any) -> Any:
     if live_only:
         statement = statement.where(table.c.deleted_at.is_(None)).order_by(table.c.created_at, table.c.id)
     return statement
+
+
+def _ranked_pages(
+    kind: type, column: str, dialect: str, condition: Any, keys: list, size: int, from_end: bool,
+    after: list[Any] | None, before: list[Any] | None,
+) -> Any:  # fmt: skip
+    """The page ``query.find`` reads, for every parent id bound as ``ids`` at once: the same
+    statement, its LIMIT turned into a rank within each parent; rows by parent, in page order."""
+    parent = kind.__table__.c[column]
+    walk = [(k, not d) for k, d in keys] if from_end else keys
+    rank = func.row_number().over(partition_by=parent, order_by=[k.desc() if d else k.asc() for k, d in walk])
+    page = query.page_statement(
+        and_(condition, in_ids(parent, dialect)), keys, list(kind.__table__.columns),
+        size=size, from_end=from_end, after=after, before=before,
+    )  # fmt: skip
+    ranked = page.order_by(None).limit(None).add_columns(rank.label("_rank")).subquery()
+    return (
+        select(*(c for c in ranked.c if c.key != "_rank"))
+        .where(ranked.c._rank <= size + 1)
+        .order_by(ranked.c[column], ranked.c._rank)
+    )  # fmt: skip

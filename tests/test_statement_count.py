@@ -36,9 +36,24 @@ EXAMPLE = """query($tag: String!) {
 #: and assignee share the Contact loader), organizations, deals.
 EXAMPLE_STATEMENTS = 4
 
+#: The page of organizations, every organization's page of contacts, their totals.
+REVERSE_STATEMENTS = 3
+
 ORGANIZATION_PAGE = """query($n: Int, $prefix: String!) {
   organizations(first: $n, where: {name: {contains: $prefix}}) {
     nodes { id contacts(first: 5) { totalCount } }
+  }
+}"""
+
+EVERY_REVERSE = """query($n: Int, $prefix: String!) {
+  organizations(first: $n, where: {name: {contains: $prefix}}) {
+    nodes {
+      id
+      tickets(first: 3) { nodes { id } }
+      deals(first: 3) { nodes { id } }
+      subsidiaries { totalCount nodes { id } }
+      contacts(first: 5) { totalCount nodes { id tickets(first: 2) { totalCount nodes { id } } } }
+    }
   }
 }"""
 
@@ -122,14 +137,115 @@ def test_total_count_adds_one_statement(server, graph):
         assert count == EXAMPLE_STATEMENTS + 1
 
 
-def test_reverse_relation_cost_by_page_size(server, graph):
-    """Reported, not pinned: each organization's ``contacts`` connection runs its own queries."""
+def test_reverse_relation_costs_the_same_for_every_page_size(server, graph):
+    """Each organization's ``contacts`` connection is batched: one statement for the page of
+    organizations, one for every organization's page of contacts, one for their totals."""
     counts = {}
     for n in PAGE_SIZES:
         data, counts[n] = server.count_statements(ORGANIZATION_PAGE, {"n": n, "prefix": f"{graph.tag} org"})
         nodes = data["organizations"]["nodes"]
         assert [o["id"] for o in nodes] == [t["organization"]["id"] for t in graph.tickets[:n]]
         assert all(o["contacts"]["totalCount"] == 2 for o in nodes)
-    per_org = {n: (counts[n] - 1) / n for n in PAGE_SIZES}
     print(f"\nstatements for organizations(first: n) {{ contacts(first: 5) {{ totalCount }} }}: {counts}")
-    print(f"statements per organization beyond the list query: {per_org}")
+    assert all(count == counts[5] for count in counts.values()), counts
+    assert counts[5] == REVERSE_STATEMENTS
+
+
+def test_every_reverse_connection_field_is_one_batch(server, graph):
+    """Several reverse connections on a page of organizations, and on a page of contacts: one
+    statement per connection field, one per ``totalCount``, whatever the page size."""
+    counts = {}
+    for n in PAGE_SIZES:
+        data, counts[n] = server.count_statements(EVERY_REVERSE, {"n": n, "prefix": f"{graph.tag} org"})
+        organizations = data["organizations"]["nodes"]
+        assert len(organizations) == n
+        for organization, ticket in zip(organizations, graph.tickets):
+            assert [t["id"] for t in organization["tickets"]["nodes"]] == [ticket["id"]]
+            assert organization["deals"]["nodes"] == [{"id": ticket["deal"]["id"]}]
+            assert organization["subsidiaries"] == {"totalCount": 0, "nodes": []}
+            contacts = organization["contacts"]["nodes"]
+            assert [c["id"] for c in contacts] == [ticket["requester"]["id"], ticket["assignee"]["id"]]
+            assert [c["tickets"]["totalCount"] for c in contacts] == [1, 0]
+            assert contacts[0]["tickets"]["nodes"] == [{"id": ticket["id"]}]
+    print(f"\nstatements for organizations(first: n) with five reverse connections: {counts}")
+    assert all(count == counts[5] for count in counts.values()), counts
+    # organizations; tickets; deals; subsidiaries and count; contacts and count; their tickets and count
+    assert counts[5] == 1 + 1 + 1 + 2 + 2 + 2
+
+
+# --- the batched pages answer what the root list answers -----------------------------------------
+
+CONNECTION = "totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id } }"
+ARGUMENTS = (
+    "$first: Int, $after: String, $last: Int, $before: String, $order: [ContactOrder!], $deleted: Boolean! = false"
+)
+PASSED = "first: $first, after: $after, last: $last, before: $before, orderBy: $order, includeDeleted: $deleted"
+NESTED = f"""query($prefix: String!, $where: ContactWhere, {ARGUMENTS}) {{
+  organizations(first: 10, where: {{name: {{contains: $prefix}}}}) {{
+    nodes {{ id contacts({PASSED}, where: $where) {{ {CONNECTION} }} }}
+  }}
+}}"""
+ROOT = f"""query({ARGUMENTS}, $scoped: ContactWhere) {{ contacts({PASSED}, where: $scoped) {{ {CONNECTION} }} }}"""
+
+CASES = [
+    {},
+    {"first": 2},
+    {"first": 0},
+    {"first": 3, "order": [{"field": "NAME", "direction": "DESC"}]},
+    {"last": 2},
+    {"last": 3, "order": [{"field": "LEAD_SCORE", "direction": "ASC"}]},
+    {"first": 2, "where": {"leadScore": {"gte": 50}}},
+    {"first": 4, "where": {"name": {"contains": "b"}}, "order": [{"field": "LEAD_SCORE", "direction": "DESC"}]},
+    {"first": 10, "deleted": True},
+    {"first": 10, "where": {"or": [{"leadScore": {"isNull": True}}, {"name": {"contains": "a"}}]}},
+]
+
+
+def test_reverse_pages_match_the_root_list(server):
+    """For every organization and every set of arguments — filters, orders, both directions,
+    cursors, soft-deleted rows — ``organization.contacts(...)`` is exactly
+    ``contacts(where: {organization: {eq: …}}, ...)``: rows, cursors, page info and total."""
+    tag = f"pages-{uuid.uuid4().hex[:10]}"
+    orgs = create_many(server, "Organization", [{"name": f"{tag} {i}"} for i in range(3)])
+    names = ["bravo", "alpha", "charlie", "abba", "bob", "delta", "echo", "cab", "dab", "ebb"]
+    scores = [50, None, 70, 50, 10, None, 90, 50, 30, 60]
+    people = create_many(
+        server,
+        "Contact",
+        [
+            {"name": f"{names[i]} {tag}", "leadScore": scores[i], "organization": orgs[1 if i < 3 else 2]["id"]}
+            for i in range(len(names))
+        ],
+        "id version",
+    )
+    server.data(
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }", {"id": people[5]["id"]}
+    )  # one soft-deleted contact
+
+    def compare(arguments: dict) -> list[dict]:
+        nested = server.data(NESTED, {"prefix": tag, **arguments})["organizations"]["nodes"]
+        assert [o["id"] for o in nested] == [o["id"] for o in orgs]
+        for organization in nested:
+            scope = {"organization": {"eq": organization["id"]}}
+            where = arguments.get("where")
+            scoped = {"and": [where, scope]} if where else scope
+            passed = {k: v for k, v in arguments.items() if k != "where"}
+            root = server.data(ROOT, {**passed, "scoped": scoped})["contacts"]
+            assert organization["contacts"] == root, (arguments, organization["id"])
+        return [o["contacts"] for o in nested]
+
+    walks = 0
+    for case in CASES:
+        pages = compare(case)
+        assert pages[0]["totalCount"] == 0 and pages[0]["edges"] == []
+        if "where" not in case:
+            assert [p["totalCount"] for p in pages[1:]] == [3, 7 if case.get("deleted") else 6]
+        # walk on from the largest organization's page, the same cursor for every organization
+        page = pages[2]
+        if case.get("first") and page["pageInfo"]["hasNextPage"]:
+            compare({**case, "after": page["pageInfo"]["endCursor"]})
+            walks += 1
+        if case.get("last") and page["pageInfo"]["hasPreviousPage"]:
+            compare({**case, "before": page["pageInfo"]["startCursor"]})
+            walks += 1
+    assert walks >= 5

@@ -22,6 +22,10 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./support-graph.db"
 #: SQLite write units between two checkpoints of the write-ahead log (about what SQLite's own
 #: 1,000-page default comes to for units of a few rows)
 CHECKPOINT_EVERY = 200
+#: the size SQLite cuts the write-ahead log file back to when it starts the log over, should a
+#: checkpoint have been unable to empty it (a reader was still on it): the log's file never
+#: stays at its high-water mark
+WAL_SIZE_LIMIT = 8 * 1024 * 1024
 log = logging.getLogger("support_graph")
 
 
@@ -42,24 +46,30 @@ class Database:
 
     SQLite has one writer: write units of work take an in-process lock so they queue instead of
     failing with "database is locked", and readers keep going thanks to WAL.
+
+    ``one_hop_sqlite`` (default on) runs SQLite through the one-hop adapter of
+    models/db/sqlite_driver.py, whose write units checkpoint the log every ``CHECKPOINT_EVERY``
+    commits; off, it is aiosqlite as SQLAlchemy ships it, and SQLite checkpoints on its own.
     """
 
-    def __init__(self, url: str = DEFAULT_DATABASE_URL, *, echo: bool = False) -> None:
+    def __init__(self, url: str = DEFAULT_DATABASE_URL, *, echo: bool = False, one_hop_sqlite: bool = True) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
+        self.one_hop_sqlite = one_hop_sqlite and self.url.startswith("sqlite+aiosqlite")
         kwargs: dict = {"echo": echo}
-        if self.is_sqlite and self.url.startswith("sqlite+aiosqlite"):
+        if self.one_hop_sqlite:
             kwargs["module"] = OneHopDBAPI()
+        if self.url.startswith("sqlite+aiosqlite") and make_url(self.url).database not in (None, "", ":memory:"):
             # one request's loaders read in parallel, each on a connection of its own: a pool
             # smaller than that opens (a thread, a file, the pragmas) and closes connections
             # on every request
-            if make_url(self.url).database not in (None, "", ":memory:"):
-                kwargs.update(pool_size=20, max_overflow=20)
+            kwargs.update(pool_size=20, max_overflow=20)
         if not self.is_sqlite:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
-            sa_event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            pragmas = _one_hop_pragmas if self.one_hop_sqlite else _sqlite_pragmas
+            sa_event.listen(self.engine.sync_engine, "connect", pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._write_lock: asyncio.Lock | None = None
         self._commits = 0
@@ -100,26 +110,40 @@ class Database:
 
     def _committed(self) -> None:
         """After each SQLite write unit: every ``CHECKPOINT_EVERY`` commits, fold the
-        write-ahead log into the database file, from a reader's thread. The connections do not
-        do it themselves: SQLite would checkpoint inside a commit, syncing the disk while the
-        unit still holds the write lock, and every other writer would wait for it."""
+        write-ahead log into the database file and empty it, from a reader's thread. The
+        connections do not do it themselves: SQLite would checkpoint inside a commit, syncing
+        the disk while the unit still holds the write lock, and every other writer would wait."""
         self._commits += 1
         idle = self._checkpointing is None or self._checkpointing.done()
         if self._commits % CHECKPOINT_EVERY == 0 and idle:
             self._checkpointing = asyncio.get_running_loop().create_task(self._checkpoint())
 
     async def _checkpoint(self) -> None:
+        """Copy the log into the file while writers go on (PASSIVE), then, between two units of
+        this process, copy the few pages written meanwhile and empty the log (TRUNCATE). That
+        waits for no other process's writer nor for any reader: should one be busy, the log
+        stays, and SQLite cuts it back to ``WAL_SIZE_LIMIT`` when the next unit starts it over."""
         try:
             await self.plain.checkpoint()
+            if self._write_lock is None:
+                self._write_lock = asyncio.Lock()
+            async with self._write_lock:
+                await self.plain.checkpoint(truncate=True)
         except Exception:
             log.exception("SQLite checkpoint failed")
 
     async def dispose(self) -> None:
+        """Close every connection. On SQLite, once the writers are closed, the whole log is
+        folded into the database file and the log emptied (a TRUNCATE checkpoint that waits for
+        any reader): a stopped server leaves its data in the file alone."""
         if self._checkpointing is not None:
             await self._checkpointing
-        await self._checkpoint()
-        self.plain.close()
         await self.engine.dispose()
+        try:
+            await self.plain.checkpoint(truncate=True, wait=True)
+        except Exception:
+            log.exception("SQLite checkpoint at shutdown failed")
+        self.plain.close()
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -128,5 +152,12 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+    cursor.close()
+
+
+def _one_hop_pragmas(dbapi_connection, record) -> None:
+    _sqlite_pragmas(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA wal_autocheckpoint=0")  # Database checkpoints besides (see _committed)
     cursor.close()

@@ -1,4 +1,9 @@
-"""Schema migrations with Alembic: upgrade to head, or tell whether the schema is current."""
+"""Schema migrations with Alembic: upgrade to head, or tell whether the schema is current.
+
+Several hosts may start at once, each migrating on start: on PostgreSQL an upgrade holds a
+session advisory lock (``MIGRATION_LOCK``) on its connection, so the hosts take turns and all
+but the first find the schema at head already. SQLite has one host and takes no lock.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,14 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import func, select
 
 from models.db.engine import Database
 
 #: the Alembic tree: env.py, script.py.mako and versions/
 SCRIPTS = Path(__file__).parent / "migrations"
+#: the PostgreSQL advisory lock key of schema upgrades (any fixed 64-bit number; "sg-migr")
+MIGRATION_LOCK = 0x73672D6D69677200
 
 
 def alembic_config(connection=None) -> Config:
@@ -28,9 +36,19 @@ def head() -> str:
 
 
 async def upgrade(db: Database) -> None:
-    """Bring the database's schema to the newest revision."""
-    async with db.engine.begin() as connection:
-        await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), "head"))
+    """Bring the database's schema to the newest revision, one host at a time."""
+    locking = db.dialect == "postgresql"
+    async with db.engine.connect() as connection:
+        if locking:  # held by the session, past the transactions: released below
+            await connection.execute(select(func.pg_advisory_lock(MIGRATION_LOCK)))
+            await connection.commit()
+        try:
+            async with connection.begin():
+                await connection.run_sync(lambda sync: command.upgrade(alembic_config(sync), "head"))
+        finally:
+            if locking:
+                await connection.execute(select(func.pg_advisory_unlock(MIGRATION_LOCK)))
+                await connection.commit()
 
 
 async def current(db: Database) -> str | None:

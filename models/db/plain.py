@@ -1,19 +1,29 @@
 """Plain reads: SQLAlchemy statements compiled once, run straight on the driver.
 
-The ORM and Core execution layers cost more than the SQL itself on a hot read (statement
+Contract.
+
+* Guarantees: a plain read returns exactly the rows ``session.execute`` would — values go
+  through the same bind and result processors — as plain dicts (``as_entity`` makes them
+  session-less entities). A read of several statements, each depending on the rows of the
+  last, runs in one go: on a SQLite file, in one hop to a reader thread with its own
+  ``sqlite3`` connection, inside one read transaction (one snapshot); on PostgreSQL, on one
+  pooled asyncpg connection, one round trip per statement (asyncpg prepares and caches each);
+  on an in-memory SQLite database, on the engine's own connection (the only one that sees it).
+  Each statement is reported to ``listeners`` before it runs, as SQLAlchemy's
+  ``before_cursor_execute`` is, so statement counts include plain reads.
+* Does not: write (the reader connections are ``query_only``), take part in a unit of work's
+  transaction (a plain read sees what is committed, not what the unit is about to commit),
+  load relationships, or apply SQLAlchemy's statement cache (``compiled`` caches by a key its
+  caller chooses; statements whose literals vary per request must not be cached this way).
+* When: the per-request loaders (resolvers/loaders.py, ``by_id`` and ``many_by``), the compiled
+  fast path for list pages (graph/fastpath.py), and SQLite's checkpoints (``checkpoint``).
+* Off: no setting turns plain reads off as a whole — the loaders always use them; the fast
+  path's share goes with the ``fast_path`` setting (``FAST_PATH=false``), after which list
+  pages take the Strawberry path and ``resolvers.query`` on a session.
+
+Why: the ORM and Core execution layers cost more than the SQL itself on a hot read (statement
 caching keys, greenlet switches, result objects, and for aiosqlite a thread hop per cursor
-call). A hot path that knows its statements up front compiles each one here once, with the
-engine's dialect, and then runs a whole read — several statements, each depending on the rows
-of the last — in one go:
-
-* SQLite: one hop to a reader thread that keeps its own ``sqlite3`` connection, all statements
-  inside one read transaction (one snapshot);
-* PostgreSQL: on a pooled asyncpg connection, one round trip per statement (asyncpg prepares
-  and caches each statement);
-* an in-memory SQLite database: on the engine's own connection (the only one that sees it).
-
-Values are converted by the same bind and result processors SQLAlchemy would apply, so a plain
-read returns exactly what ``session.execute`` would.
+call).
 """
 
 from __future__ import annotations
@@ -37,6 +47,8 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.expression import column as sql_column
 
 T = TypeVar("T")
+#: how long a reader thread's connection waits for a lock (as the engine's connections do)
+BUSY_TIMEOUT_MS = 10_000
 #: a read: yields (statement, values) and is sent back each statement's rows; returns its result
 Read = Generator[tuple["Compiled", dict[str, Any]], list[dict[str, Any]], T]
 
@@ -179,23 +191,39 @@ class PlainReads:
         finally:
             connection.execute("COMMIT")
 
-    async def checkpoint(self) -> None:
-        """Copy SQLite's write-ahead log into the database file, on a reader thread (PASSIVE:
-        it waits for nobody; what readers still need is copied next time)."""
-        if self._sqlite_path is not None:
-            await asyncio.get_running_loop().run_in_executor(self._pool(), self._checkpoint)
+    async def checkpoint(self, *, truncate: bool = False, wait: bool = False) -> tuple[int, int, int] | None:
+        """Copy SQLite's write-ahead log into the database file, on a reader thread; SQLite's
+        ``(busy, log pages, copied pages)``, or None when there is no file to checkpoint.
+
+        PASSIVE by default: it takes no lock, so it waits for nobody; what a reader still needs
+        stays in the log for next time. ``truncate``: then empty the log (TRUNCATE), which needs
+        SQLite's write lock and no reader left on the log; without ``wait`` it does not wait
+        for them (busy is 1 and the log stays, for the next checkpoint, or for SQLite to cut
+        back to ``journal_size_limit`` when the next writer starts the log over); with ``wait``
+        (at shutdown) it waits as long as the busy timeout allows."""
+        if self._sqlite_path is None:
+            return None
+        mode = "TRUNCATE" if truncate else "PASSIVE"
+        return await asyncio.get_running_loop().run_in_executor(self._pool(), self._checkpoint, mode, wait)
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._threads is None:
             self._threads = ThreadPoolExecutor(self._readers, thread_name_prefix="plain-read")
         return self._threads
 
-    def _checkpoint(self) -> None:
-        self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)")
+    def _checkpoint(self, mode: str, wait: bool) -> tuple[int, int, int]:
+        connection = self._connection()
+        if wait:
+            return connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        connection.execute("PRAGMA busy_timeout=0")
+        try:
+            return connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        finally:
+            connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     def _open(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self._sqlite_path, isolation_level=None, check_same_thread=False)
-        connection.execute("PRAGMA busy_timeout=10000")
+        connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         connection.execute("PRAGMA query_only=ON")
         self._connections.append(connection)
         return connection

@@ -1,18 +1,29 @@
 """aiosqlite for SQLAlchemy with one thread hop per statement.
 
-aiosqlite runs each ``sqlite3`` call on its connection's own thread; SQLAlchemy's adapter makes
-four such calls per SELECT (open a cursor, execute, fetch, close) and three per INSERT or
-UPDATE. Every call is a round trip between the event loop and that thread, and on a verb of a
-dozen statements the round trips cost more than SQLite itself. This adapter makes one call per
-statement: execute, fetch and close run together on the connection's thread. Write
-transactions (``OneHopConnection.write_transaction``) go further and run their statements on
-the event loop's thread, holding SQLite's write lock.
+Contract.
 
-It changes nothing else: same dialect, same URLs (``sqlite+aiosqlite://``), same connection
-setup, same errors. It relies on two internals, ``aiosqlite.Connection._execute`` (queue a
-function on the connection's thread) and ``._conn`` (the ``sqlite3`` connection), which
-SQLAlchemy's own adapter also uses; tests/test_sqlite_driver.py pins the behaviour. A rollback
-with no transaction open (the pool's reset of a committed connection) makes no call at all.
+* Guarantees: the same dialect, URLs (``sqlite+aiosqlite://``), connection setup, rows, column
+  names, row counts, last row ids, error types and transaction semantics as SQLAlchemy's own
+  aiosqlite adapter — with one call on the connection's thread per statement (execute, fetch
+  and close together), and none for a rollback with no transaction open (the pool's reset of a
+  committed connection). ``OneHopConnection.write_transaction`` takes SQLite's write lock up
+  front (``BEGIN IMMEDIATE``) and then runs the transaction's statements on the event loop's
+  thread, calling back after each commit (the Database checkpoints the log from there).
+* Does not: speed up streaming (``stream()`` keeps the stock server-side cursor and its hops;
+  a buffered statement's rows are fetched whole, as the stock buffered cursor does), serve any
+  other driver or dialect, or let SQLite take more than one writer at a time.
+  It relies on two aiosqlite internals, ``Connection._execute`` (queue a function on the
+  connection's thread) and ``._conn`` (the ``sqlite3`` connection), which SQLAlchemy's own
+  adapter also uses; tests/test_sqlite_driver.py pins the behaviour.
+* When: every SQLite engine ``models.db.engine.Database`` makes, by default.
+* Off: ``Database(url, one_hop_sqlite=False)`` (the server's ``one_hop_sqlite`` setting,
+  ``ONE_HOP_SQLITE=false``) uses aiosqlite as SQLAlchemy ships it; SQLite then checkpoints its
+  log by itself.
+
+Why: aiosqlite runs each ``sqlite3`` call on its connection's own thread; SQLAlchemy's adapter
+makes four such calls per SELECT (open a cursor, execute, fetch, close) and three per INSERT or
+UPDATE. Every call is a round trip between the event loop and that thread, and on a verb of a
+dozen statements the round trips cost more than SQLite itself.
 """
 
 from __future__ import annotations
