@@ -440,9 +440,13 @@ async def test_a_write_transaction_waits_for_another_process_writer_without_bloc
 
     ticker = asyncio.create_task(tick())
     writer = asyncio.create_task(write())
-    await asyncio.sleep(0.3)
-    assert not writer.done()  # waiting for the lock
-    assert ticks >= 10  # and the loop was free all along
+    # the loop keeps ticking while the writer waits for the lock another connection holds
+    for _ in range(1000):
+        if ticks >= 10 or writer.done():
+            break
+        await asyncio.sleep(0.01)
+    assert ticks >= 10
+    assert not writer.done()  # still waiting for the lock
     other.execute("COMMIT")
     await asyncio.wait_for(writer, 10)
     ticker.cancel()
