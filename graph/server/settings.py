@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     live_poll_seconds: float = Field(10.0, gt=0)
     #: answer plain list pages through the compiled path (graph/fastpath.py)
     fast_path: bool = True
+    #: SQLite through the one-hop adapter (models/db/sqlite_driver.py); False: aiosqlite as SQLAlchemy ships it
+    one_hop_sqlite: bool = True
     limits: Limits = Field(default_factory=Limits)
     #: upgrade the schema on start (False: refuse to start unless it is current)
     migrate: bool = Field(True, validation_alias=AliasChoices("migrate", "migrate_on_start"))
