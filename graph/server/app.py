@@ -7,13 +7,13 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from cross_web import HTTPException
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
@@ -24,18 +24,22 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 
 from graph import fastpath
 from graph.context import Context
+from graph.errors import unavailable
 from graph.schema import build_schema
+from graph.server.auth import KeyRing
 from graph.server.brokers.factory import broker_from_url
 from graph.server.fanout import Fanout, sharing_handlers
-from graph.server.http import ANONYMOUS, GRAPHQL_RESPONSE, Door, Refusal, bearer
+from graph.server.http import ANONYMOUS, GRAPHQL_RESPONSE, Door, Refusal
 from graph.server.settings import Settings
 from models.db import migrate
 from models.db.engine import Database
 from resolvers import reactions
+from resolvers.errors import RETRY_AFTER_SECONDS, is_unavailable
 from resolvers.hooks import Hooks, load_plugins
-from resolvers.keys import KeyRing, Principal
+from resolvers.keys import Principal
 from resolvers.live import Live
 from resolvers.loaders import Loaders
+from resolvers.outages import WriteHealth
 from resolvers.wakeups import Broker
 
 log = logging.getLogger("support_graph")
@@ -52,6 +56,8 @@ class Services:
     keys: KeyRing
     live: Live
     fanout: Fanout
+    #: whether the database takes writes (``/readyz``; see resolvers/outages.py)
+    writes: WriteHealth = field(default_factory=WriteHealth)
 
 
 class SupportGraphQL(GraphQL):
@@ -70,7 +76,7 @@ class SupportGraphQL(GraphQL):
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         )
         self.services = services
-        self.door = Door(services.keys, settings.limits, self.schema._schema, require_auth=settings.require_auth)
+        self.door = Door(services.keys, settings, self.schema._schema)
         self.graphql_transport_ws_handler_class, self.graphql_ws_handler_class = sharing_handlers(
             services.fanout, self.fresh_context, settings.limits
         )
@@ -95,7 +101,28 @@ class SupportGraphQL(GraphQL):
             response = Refusal(error.status_code, "BAD_USER_INPUT", error.reason).response(
                 request.state.request_id, accept
             )
+        except Exception as error:  # the door, the compiled path or Strawberry itself failed
+            response = self._failure(error, request.state.request_id, accept)
         await response(scope, receive, send)
+
+    def _failure(self, error: Exception, request_id: str, accept: str) -> Response:
+        """A GraphQL-shaped answer to a request that failed outside execution: 503
+        ``UNAVAILABLE`` with ``Retry-After`` for an outage, else 500 ``INTERNAL``; never a trace."""
+        media = GRAPHQL_RESPONSE if GRAPHQL_RESPONSE in accept else "application/json"
+        if is_unavailable(error):
+            self.services.writes.failed(error)
+            outage = unavailable(request_id, error)
+            status, headers = 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+            problem = {"message": outage.message, "extensions": {"code": outage.code, **outage.extensions}}
+        else:
+            log.error("internal error in request %s", request_id, exc_info=error)
+            status, headers = 500, {}
+            problem = {
+                "message": f"Internal error (request id {request_id})",
+                "extensions": {"code": "INTERNAL", "requestId": request_id},
+            }
+        body = orjson.dumps({"errors": [problem], "data": None})
+        return Response(body, status_code=status, media_type=media, headers=headers)
 
     async def _compiled(self, request: Request) -> Response | None:
         """The answer of ``graph.fastpath`` where it can give one; None sends the request on."""
@@ -137,6 +164,9 @@ class SupportGraphQL(GraphQL):
             before_execution = errors and single.get("data") is None and not any("path" in e for e in errors)
             if before_execution and not sub_response.status_code:
                 response.status_code = 400
+        if _has_unavailable(response_data):  # any error of the answer is an outage: retry it later
+            response.status_code = 503
+            response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)
         return response
 
     # --- context ----------------------------------------------------------------------------------
@@ -171,15 +201,33 @@ class SupportGraphQL(GraphQL):
         if header is None and context.request is not None:
             header = context.request.headers.get("authorization")
         try:
-            principal = await self.door.principal(bearer(header) if isinstance(header, str | None) else "")
+            connection = context.request if isinstance(context.request, HTTPConnection) else None
+            principal = await self.door.authenticate(header if isinstance(header, str | None) else "", connection)
         except Refusal as refusal:
             raise ConnectionRejectionError({"message": refusal.message, "code": refusal.code}) from None
+        except Exception as error:
+            if not is_unavailable(error):
+                raise
+            outage = unavailable(getattr(context, "request_id", "-"), error)
+            raise ConnectionRejectionError({"message": outage.message, "code": outage.code}) from None
         context.tenant, context.actor = principal.tenant, principal.actor
         context.loaders = Loaders(context.db, context.tenant)
         return UNSET  # a plain connection_ack
 
     def encode_json(self, data: object) -> str:
         return orjson.dumps(data).decode()
+
+
+def _has_unavailable(response_data: Any) -> bool:
+    """Whether an answer (or any answer of a batch) carries an ``UNAVAILABLE`` error."""
+    answers = response_data if isinstance(response_data, list) else [response_data]
+    return any(
+        (error.get("extensions") or {}).get("code") == "UNAVAILABLE"
+        for answer in answers
+        if isinstance(answer, dict)
+        for error in answer.get("errors") or ()
+        if isinstance(error, dict)
+    )
 
 
 def _lowercase_content_type(scope: Scope) -> None:
@@ -192,7 +240,7 @@ def _lowercase_content_type(scope: Scope) -> None:
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the application; the schema is migrated (or checked) on start."""
     settings = settings or Settings()
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, one_hop_sqlite=settings.one_hop_sqlite)
     broker = broker_from_url(settings.broker_url)
     live = Live(db, broker, poll_interval=settings.live_poll_seconds)
     services = Services(settings, db, broker, deployment_hooks(), KeyRing(db), live, Fanout())
@@ -213,12 +261,25 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> JSONResponse:
-        checks = {"database": "ok", "broker": "ok" if services.broker.healthy else "down"}
+        checks = {
+            "database": "ok",
+            "broker": "ok" if services.broker.healthy else "down",
+            "live": "ok" if services.live.healthy else "down",  # every live feed reads the event log
+        }
         try:
             await services.db.ping()
         except Exception:
             log.exception("readiness: database unreachable")
             checks["database"] = "down"
+        else:  # it answers reads; does it take writes? (a full disk: see resolvers/outages.py)
+            try:
+                refused = await services.writes.refusal(services.db)
+            except Exception:
+                log.exception("readiness: write check failed")
+                refused = "the write check failed"
+            if refused is not None:
+                log.warning("readiness: the database refuses writes: %s", refused)
+                checks["database"] = "refusing writes"
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse({"status": "ok" if ready else "unavailable", **checks}, status_code=200 if ready else 503)
 
