@@ -28,7 +28,7 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 MODES = {"json": "application/json", "graphql": GRAPHQL_RESPONSE}
 API_CODES = {
     "BAD_USER_INPUT", "NOT_FOUND", "INVALID_TRANSITION", "VERSION_CONFLICT", "UNAUTHENTICATED",
-    "FORBIDDEN", "RATE_LIMITED", "QUERY_TOO_COMPLEX", "INTERNAL",
+    "FORBIDDEN", "RATE_LIMITED", "QUERY_TOO_COMPLEX", "UNAVAILABLE", "INTERNAL",
 }  # fmt: skip
 #: what a client must never read: stack traces, the driver, SQL, Python's recursion limit
 LEAKS = ("Traceback", "sqlalchemy", "asyncpg", "aiosqlite", "maximum recursion", "RecursionError", 'File "')
