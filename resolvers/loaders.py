@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from functools import partial
+from typing import Any, ClassVar, Protocol
 
 import orjson
 from aiodataloader import DataLoader
-from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, func, select
 
+from models.base import Entity
 from models.db.engine import Database
-from models.db.plain import as_entity, ids_value, in_ids
+from models.db.plain import PlainReads, as_entity, ids_value, in_ids
 from models.entities import Subscription
 from resolvers import query
 
@@ -34,15 +36,21 @@ def pick_current_subscription(subscriptions: Sequence[Subscription]) -> Subscrip
     return min(candidates, key=lambda s: (rank[s.status], -s.started_at.timestamp()))
 
 
+class TableClass(Protocol):
+    """A table class ``by_id`` reads: an ``Entity``, or the event log's ``Event``."""
+
+    __table__: ClassVar[Table]
+
+
 class Loaders:
     """The loaders of one request, for one tenant. Made per request so nothing leaks across."""
 
     def __init__(self, db: Database, tenant: str) -> None:
         self.db = db
         self.tenant = tenant
-        self._loaders: dict[Any, DataLoader] = {}
+        self._loaders: dict[Any, DataLoader[str, Any]] = {}
 
-    def by_id(self, kind: type) -> DataLoader:
+    def by_id(self, kind: type[TableClass]) -> DataLoader[str, Any]:
         """``kind`` rows by id (soft-deleted ones too: a relation still shows what it points to)."""
         key = ("id", kind)
         if key not in self._loaders:
@@ -55,7 +63,7 @@ class Loaders:
             self._loaders[key] = DataLoader(load)
         return self._loaders[key]
 
-    def many_by(self, kind: type, column: str) -> DataLoader:
+    def many_by(self, kind: type[Entity], column: str) -> DataLoader[str, list[Any]]:
         """Live ``kind`` rows grouped by a relation column, oldest first (``issues by ticket``)."""
         key = ("many", kind, column)
         if key not in self._loaders:
@@ -71,10 +79,10 @@ class Loaders:
         return self._loaders[key]
 
     def pages(
-        self, kind: type, column: str, *, where: dict[str, Any] | None = None,
+        self, kind: type[Entity], column: str, *, where: dict[str, Any] | None = None,
         order: Sequence[tuple[str, bool]] = (), first: int | None = None, after: str | None = None,
         last: int | None = None, before: str | None = None, include_deleted: bool = False,
-    ) -> DataLoader:  # fmt: skip
+    ) -> DataLoader[str, query.Page]:  # fmt: skip
         """Pages of ``kind`` by the parent id in ``column`` (``Ticket`` by ``organization_id``):
         what ``query.find(..., scope={column: parent})`` returns for each parent, all parents of
         one field in one statement. Bad arguments raise here, for every parent, as ``find`` does."""
@@ -102,7 +110,7 @@ class Loaders:
                 grouped: dict[str, list[Any]] = defaultdict(list)
                 for row in result.all():
                     grouped[row[at]].append(row)
-                pages = []
+                pages: list[query.Page] = []
                 for parent in parents:
                     rows = grouped.get(parent, [])
                     more = len(rows) > size
@@ -115,7 +123,7 @@ class Loaders:
                             cursors=[query.encode_cursor(list(r[width:])) for r in rows],
                             has_next=more if not from_end else before is not None,
                             has_previous=more if from_end else after is not None,
-                            count=lambda parent=parent: counts.load(parent),
+                            count=partial(counts.load, parent),
                         )
                     )
                 return pages
@@ -123,7 +131,9 @@ class Loaders:
             self._loaders[key] = DataLoader(load)
         return self._loaders[key]
 
-    def _counts(self, kind: type, column: str, condition: Any, filters: tuple) -> DataLoader:
+    def _counts(
+        self, kind: type[Entity], column: str, condition: ColumnElement[bool], filters: tuple[bytes, bool]
+    ) -> DataLoader[str, int]:
         """How many rows of ``kind`` match ``condition`` per parent id in ``column``, all parents
         in one ``GROUP BY`` (run only when a ``totalCount`` is asked for)."""
         key = ("counts", kind, column, *filters)
@@ -138,7 +148,7 @@ class Loaders:
             async def load(parents: Sequence[str]) -> list[int]:
                 async with self.db.reading() as session:
                     result = await session.execute(statement, {"ids": ids_value(parents, self.db.dialect)})
-                counted = dict(result.all())
+                counted: dict[str, int] = dict(result.tuples().all())
                 return [counted.get(p, 0) for p in parents]
 
             self._loaders[key] = DataLoader(load)
@@ -151,7 +161,7 @@ class Loaders:
         subscriptions = await self.many_by(Subscription, "organization_id").load(organization_id)
         return pick_current_subscription(subscriptions)
 
-    async def _select(self, kind: type, column: str, keys: Sequence[str], *, live_only: bool) -> list[Any]:
+    async def _select(self, kind: type[TableClass], column: str, keys: Sequence[str], *, live_only: bool) -> list[Any]:
         """The ``kind`` rows of this tenant whose ``column`` is one of ``keys``; live ones oldest
         first, else (by id) in any order."""
         plain = self.db.plain
@@ -160,7 +170,7 @@ class Loaders:
         return [as_entity(kind, row) for row in rows]
 
 
-def _keyed(kind: type, column: str, live_only: bool, plain: Any) -> Any:
+def _keyed(kind: type[TableClass], column: str, live_only: bool, plain: PlainReads) -> Select[*tuple[Any, ...]]:
     table = kind.__table__
     statement = select(*table.columns).where(
         table.c.tenant == bindparam("tenant"), in_ids(table.c[column], plain.dialect.name)
@@ -171,9 +181,10 @@ def _keyed(kind: type, column: str, live_only: bool, plain: Any) -> Any:
 
 
 def _ranked_pages(
-    kind: type, column: str, dialect: str, condition: Any, keys: list, size: int, from_end: bool,
+    kind: type[Entity], column: str, dialect: str, condition: ColumnElement[bool],
+    keys: list[tuple[ColumnElement[Any], bool]], size: int, from_end: bool,
     after: list[Any] | None, before: list[Any] | None,
-) -> Any:  # fmt: skip
+) -> Select[*tuple[Any, ...]]:  # fmt: skip
     """The page ``query.find`` reads, for every parent id bound as ``ids`` at once: the same
     statement, its LIMIT turned into a rank within each parent; rows by parent, in page order."""
     parent = kind.__table__.c[column]

@@ -7,14 +7,15 @@ annotations must be real objects for Strawberry to read.
 import dataclasses
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any, Generic, Optional, TypeVar
+from types import GenericAlias
+from typing import Annotated, Any, Generic, Optional, TypeVar, cast
 
 import strawberry
 from strawberry import UNSET
 from strawberry.types import Info
 from strawberry.types.maybe import Some
 
-from models.base import ENTITIES
+from models.base import ENTITIES, Entity
 from models.event import Event
 from models.lifecycle import LIFECYCLES
 from resolvers import query
@@ -82,7 +83,7 @@ class Connection(Generic[T]):
 
 def is_row_of(type_name: str):
     """``is_type_of`` for a GraphQL type whose objects are the rows of one table."""
-    model = ENTITIES.get(type_name)
+    model = ENTITIES[type_name]
 
     def check(cls, obj: Any, info: Info) -> bool:
         return isinstance(obj, model)
@@ -109,7 +110,7 @@ def plain(value: Any) -> Any:
     return value
 
 
-def input_values(kind: type, data: Any) -> dict[str, Any]:
+def input_values(kind: type[Entity], data: Any) -> dict[str, Any]:
     """A create or update input as ``{column: value}``; relations become ``<name>_id``."""
     columns = kind.__table__.columns
     values = {}
@@ -160,7 +161,7 @@ def children(target: str, column: str, description: Optional[str] = None) -> Any
     async def resolve(root: strawberry.Parent[Any], info: Info):
         return await info.context.loaders.many_by(kind, column).load(root.id)
 
-    resolve.__annotations__["return"] = list[_lazy(target)]
+    resolve.__annotations__["return"] = GenericAlias(list, (_lazy(target),))  # list[...], built at runtime
     return strawberry.field(resolver=resolve, description=description)
 
 
@@ -210,7 +211,9 @@ def allowed_transitions(entity: str, verb_enum: type[Enum]) -> Any:
 def verb_enum(entity: str) -> type[Enum]:
     """``TicketVerb``: every verb of an entity's state machine, for ``allowedTransitions``."""
     verbs = LIFECYCLES[entity].verbs
-    return strawberry.enum(Enum(f"{entity}Verb", {v.upper(): v.upper() for v in verbs}))
+    # Enum's functional API makes a class; mypy types the call as a member
+    verb_class = cast(type[Enum], Enum(f"{entity}Verb", {v.upper(): v.upper() for v in verbs}))
+    return strawberry.enum(verb_class)
 
 
 # --- the generic read paths ---------------------------------------------------------------------

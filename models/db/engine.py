@@ -6,11 +6,14 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
 
 import models.entities
 import models.event
@@ -56,7 +59,7 @@ class Database:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self.one_hop_sqlite = one_hop_sqlite and self.url.startswith("sqlite+aiosqlite")
-        kwargs: dict = {"echo": echo}
+        kwargs: dict[str, Any] = {"echo": echo}
         if self.one_hop_sqlite:
             kwargs["module"] = OneHopDBAPI()
         if self.url.startswith("sqlite+aiosqlite") and make_url(self.url).database not in (None, "", ":memory:"):
@@ -73,7 +76,7 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._write_lock: asyncio.Lock | None = None
         self._commits = 0
-        self._checkpointing: asyncio.Task | None = None
+        self._checkpointing: asyncio.Task[None] | None = None
         #: statements compiled once and run on the driver
         self.plain = PlainReads(self.engine)
 
@@ -146,7 +149,7 @@ class Database:
         self.plain.close()
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -156,7 +159,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def _one_hop_pragmas(dbapi_connection, record) -> None:
+def _one_hop_pragmas(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
     _sqlite_pragmas(dbapi_connection, record)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA wal_autocheckpoint=0")  # Database checkpoints besides (see _committed)

@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from models.db.engine import Database
 
@@ -23,7 +23,7 @@ SCRIPTS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK = 0x73672D6D69677200
 
 
-def alembic_config(connection=None) -> Config:
+def alembic_config(connection: Connection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(SCRIPTS))
     if connection is not None:
@@ -31,7 +31,7 @@ def alembic_config(connection=None) -> Config:
     return config
 
 
-def head() -> str:
+def head() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 

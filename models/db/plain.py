@@ -35,7 +35,7 @@ from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 from sqlalchemy import String, any_, bindparam, func, select
@@ -43,8 +43,11 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm import configure_mappers
+from sqlalchemy.orm.base import manager_of_class
+from sqlalchemy.orm.instrumentation import ClassManager
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.expression import column as sql_column
+from sqlalchemy.types import TypeEngine
 
 T = TypeVar("T")
 #: how long a reader thread's connection waits for a lock (as the engine's connections do)
@@ -60,12 +63,12 @@ class Compiled:
     sql: str
     compiled: Any
     names: tuple[str, ...]  # parameter names in positional order
-    binds: tuple[Callable | None, ...]
+    binds: tuple[Callable[[Any], Any] | None, ...]
     columns: tuple[str, ...]  # result keys
-    results: tuple[Callable | None, ...]
+    results: tuple[Callable[[Any], Any] | None, ...]
 
     @classmethod
-    def of(cls, statement: Select, dialect: Dialect) -> Compiled:
+    def of(cls, statement: Select[*tuple[Any, ...]], dialect: Dialect) -> Compiled:
         compiled = statement.compile(dialect=dialect)
         names = tuple(compiled.positiontup or ())
         binds = tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names)
@@ -94,7 +97,7 @@ class Compiled:
 _PG_NUMERIC_OIDS = {"FLOAT": 701, "DOUBLE PRECISION": 701, "REAL": 700}  # any other: NUMERIC (1700)
 
 
-def _result_processor(type_: Any, dialect: Dialect) -> Callable | None:
+def _result_processor(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
     impl = type_.dialect_impl(dialect)
     try:
         return impl.result_processor(dialect, None)
@@ -115,7 +118,7 @@ class PlainReads:
         in_memory = database in (None, "", ":memory:")
         #: a SQLite file, read by threads of our own; None: PostgreSQL, or an in-memory SQLite
         #: database, which only the engine's own connection can see
-        self._sqlite_path = database if engine.dialect.name == "sqlite" and not in_memory else None
+        self._sqlite_path: str | None = database if engine.dialect.name == "sqlite" and not in_memory else None
         self._threads: ThreadPoolExecutor | None = None
         self._readers = readers
         self._local = threading.local()
@@ -125,10 +128,10 @@ class PlainReads:
         #: SQLAlchemy's before_cursor_execute is for the others)
         self.listeners: list[Callable[[str], None]] = []
 
-    def compile(self, statement: Select) -> Compiled:
+    def compile(self, statement: Select[*tuple[Any, ...]]) -> Compiled:
         return Compiled.of(statement, self.dialect)
 
-    def compiled(self, key: Any, build: Callable[[], Select]) -> Compiled:
+    def compiled(self, key: Any, build: Callable[[], Select[*tuple[Any, ...]]]) -> Compiled:
         """The statement ``build()`` makes, compiled the first time ``key`` is asked for."""
         statement = self._compiled.get(key)
         if statement is None:
@@ -151,7 +154,7 @@ class PlainReads:
             try:
                 statement, values = next(read)
             except StopIteration as done:  # a read that needed no statement
-                return done.value
+                return cast(T, done.value)  # a Read[T] returns its T
             while True:
                 parameters = statement.parameters(values)
                 if self.dialect.name == "sqlite":  # in memory: through the engine's connection
@@ -163,7 +166,7 @@ class PlainReads:
                 try:
                     statement, values = read.send(statement.rows(raw))
                 except StopIteration as done:
-                    return done.value
+                    return cast(T, done.value)  # a Read[T] returns its T
 
     def _connection(self) -> sqlite3.Connection:
         """This reader thread's own connection."""
@@ -179,7 +182,7 @@ class PlainReads:
             try:
                 statement, values = next(read)
             except StopIteration as done:
-                return done.value
+                return cast(T, done.value)  # a Read[T] returns its T
             while True:
                 for listener in self.listeners:
                     listener(statement.sql)
@@ -187,7 +190,7 @@ class PlainReads:
                 try:
                     statement, values = read.send(statement.rows(raw))
                 except StopIteration as done:
-                    return done.value
+                    return cast(T, done.value)  # a Read[T] returns its T
         finally:
             connection.execute("COMMIT")
 
@@ -214,14 +217,17 @@ class PlainReads:
     def _checkpoint(self, mode: str, wait: bool) -> tuple[int, int, int]:
         connection = self._connection()
         if wait:
-            return connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            result: tuple[int, int, int] = connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            return result
         connection.execute("PRAGMA busy_timeout=0")
         try:
-            return connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            result = connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            return result
         finally:
             connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     def _open(self) -> sqlite3.Connection:
+        assert self._sqlite_path is not None  # reader threads run only for a SQLite file
         connection = sqlite3.connect(self._sqlite_path, isolation_level=None, check_same_thread=False)
         connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         connection.execute("PRAGMA query_only=ON")
@@ -261,6 +267,6 @@ def as_entity(kind: type, values: dict[str, Any]) -> Any:
 
 
 @cache
-def _manager(kind: type) -> Any:
+def _manager(kind: type) -> ClassManager[Any]:
     configure_mappers()  # what the first __init__ or query would do
-    return kind._sa_class_manager
+    return manager_of_class(kind)  # kind._sa_class_manager

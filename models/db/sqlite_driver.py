@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import collections
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
+from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_connection, AsyncIODBAPIConnection
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
@@ -42,10 +43,13 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 )  # fmt: skip
 from sqlalchemy.util import EMPTY_DICT
 
+#: a finished statement: description, rows, row count, last row id
+_Finished = tuple[Any, Sequence[Any], int, int | None]
 
-def _execute(connection: aiosqlite.Connection, operation: str, parameters: Any, many: bool) -> tuple:
+
+def _execute(connection: AsyncIODBAPIConnection, operation: str, parameters: Any, many: bool) -> _Finished:
     """On the connection's thread: run one statement to the end."""
-    raw = connection._conn
+    raw: sqlite3.Connection = connection._conn  # an aiosqlite.Connection's sqlite3 connection
     cursor = raw.executemany(operation, parameters) if many else raw.execute(operation, parameters or ())
     try:
         description = cursor.description
@@ -60,10 +64,18 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
     __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount")
 
-    def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
-        self._adapt_connection = adapt_connection
+    _adapt_connection: OneHopConnection
+    _description: Any
+    _rowcount: int
+    _lastrowid: int | None
+    _arraysize: int
+
+    def __init__(self, adapt_connection: AsyncAdapt_dbapi_connection) -> None:
+        # only OneHopConnection.cursor() makes these (its _cursor_cls)
+        self._adapt_connection = cast("OneHopConnection", adapt_connection)
         self._connection = adapt_connection._connection
-        self._cursor = None
+        # SQLAlchemy declares _cursor non-optional, though its close() allows None: no cursor stays open
+        self._cursor = None  # type: ignore[assignment]
         self._soft_closed_memoized = EMPTY_DICT
         self._rows = collections.deque()
         self._description = None
@@ -98,6 +110,7 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         self._rows.clear()
 
     async def _run(self, operation: str, parameters: Any, many: bool) -> None:
+        finished: _Finished
         async with self._adapt_connection._execute_mutex:
             if self._adapt_connection.inline:
                 finished = _execute(self._connection, operation, parameters, many)
@@ -117,7 +130,7 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ("_busy_timeout", "_on_commit", "inline")
     _cursor_cls = OneHopCursor
 
-    def __init__(self, dbapi: Any, connection: aiosqlite.Connection) -> None:
+    def __init__(self, dbapi: Any, connection: AsyncIODBAPIConnection) -> None:
         super().__init__(dbapi, connection)
         #: run statements on the calling (event loop) thread: see ``write_transaction``
         self.inline = False
@@ -138,7 +151,7 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         committing in place, hop included. ``on_commit`` is called after a successful commit.
         The caller commits or rolls back inside the block; either ends the inline mode.
         """
-        raw = self._connection._conn
+        raw: sqlite3.Connection = self._connection._conn
         if self._busy_timeout is None:
             (self._busy_timeout,) = raw.execute("PRAGMA busy_timeout").fetchone()
         raw.execute("PRAGMA busy_timeout=0")

@@ -7,6 +7,7 @@ import asyncio
 import os
 
 from alembic import context
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
@@ -16,7 +17,7 @@ from models.db.engine import DEFAULT_DATABASE_URL, normalise_url
 target_metadata = SQLModel.metadata
 
 
-def run_on(connection) -> None:
+def run_on(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
