@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import BigInteger, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.types import JSONDocument, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
 
 
 class Event(SQLModel, table=True):
@@ -19,6 +22,8 @@ class Event(SQLModel, table=True):
 
     type_name: ClassVar[str] = "Event"
     prefix: ClassVar[str] = "evt"
+    if TYPE_CHECKING:  # set by SQLModel
+        __table__: ClassVar[Table]
     __table_args__ = (
         UniqueConstraint("tenant", "seq", name="uq_event_tenant_seq"),
         Index("ix_event_tenant_target_seq", "tenant", "target", "seq", "id"),  # an entity's events, listed
@@ -45,6 +50,8 @@ class TenantSequence(SQLModel, table=True):
     """
 
     __tablename__ = "tenant_sequence"
+    if TYPE_CHECKING:  # set by SQLModel
+        __table__: ClassVar[Table]
 
     tenant: str = Field(primary_key=True, sa_type=String(64))
     last_seq: int = Field(default=0, sa_type=BigInteger)
