@@ -98,6 +98,10 @@ class Hooks:
 Registration = Callable[[Hooks], None]
 
 
+class PluginFailed(RuntimeError):
+    """An installed reactions plugin could not register its hooks; the message names it."""
+
+
 def load_plugins(hooks: Hooks, group: str = PLUGIN_GROUP) -> list[str]:
     """Let every installed plugin register its hooks; the names of those loaded.
 
@@ -110,7 +114,7 @@ def load_plugins(hooks: Hooks, group: str = PLUGIN_GROUP) -> list[str]:
             register: Registration = point.load()
             register(hooks)
         except Exception as error:
-            raise RuntimeError(
+            raise PluginFailed(
                 f"The reactions plugin {point.name!r} ({point.value}) failed to load: {error}"
             ) from error
         loaded.append(point.name)

@@ -114,6 +114,15 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    # Plugins are loaded again by every worker; a broken one is named here, once, before any starts.
+    from graph.server.app import deployment_hooks
+    from resolvers.hooks import PluginFailed
+
+    try:
+        deployment_hooks()
+    except PluginFailed as error:
+        print(f"support-graph: {error}", file=sys.stderr)
+        return 1
     # Migrate once here, not racing in every worker; workers then only check the revision.
     if args.no_migrate or not settings.migrate:
         os.environ["MIGRATE_ON_START"] = "false"
@@ -211,7 +220,7 @@ async def _migrate(url: str, *, quiet: bool = False) -> int:
 
 
 async def _seed(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs installed (types-tqdm)
 
     from graph.cli.seed import seed
     from graph.server.app import deployment_hooks
