@@ -10,7 +10,7 @@ from strawberry.types import Info
 from graph.types.common import Connection, Node, list_connection, reverse
 from graph.types.event import Event, EventOrder, EventWhere
 from graph.types.support_metrics import support_metrics_field
-from models.base import ENTITIES
+from models.base import ENTITIES, Entity
 from models.event import Event as EventRow
 from models.ids import type_of
 from resolvers import events, query
@@ -31,7 +31,7 @@ def one(entity: str) -> Any:
     )
 
 
-async def fetch(info: Info, kind: type, id_: str, when: Optional[datetime] = None) -> Any:
+async def fetch(info: Info, kind: type[Entity], id_: str, when: Optional[datetime] = None) -> Any:
     context = info.context
     if type_of(id_) != kind.type_name:
         return None

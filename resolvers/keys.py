@@ -12,8 +12,10 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
+from sqlmodel import col
 
 from models.db.engine import Database
 from models.keys import ApiKey
@@ -55,8 +57,14 @@ async def revoke_key(db: Database, key_or_id: str) -> bool:
     match = _KEY.match(key_or_id)
     key_id = match.group(1) if match else key_or_id
     async with db.sessions() as session:
-        result = await session.execute(
-            update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow())
+        # an UPDATE without RETURNING answers with a CursorResult; AsyncSession.execute types a Result
+        result = cast(
+            "CursorResult[Any]",
+            await session.execute(
+                update(ApiKey)
+                .where(col(ApiKey.id) == key_id, col(ApiKey.revoked_at).is_(None))
+                .values(revoked_at=utcnow())
+            ),
         )
         await session.commit()
     return result.rowcount > 0
@@ -69,7 +77,7 @@ async def lookup(db: Database, key: str) -> Principal | None:
         return None
     key_id, secret = match.groups()
     async with db.reading() as session:
-        row = (await session.execute(select(ApiKey).where(ApiKey.id == key_id))).scalar()
+        row = (await session.execute(select(ApiKey).where(col(ApiKey.id) == key_id))).scalar()
     if row is None or row.revoked_at is not None:
         return None
     if not hmac.compare_digest(row.secret_hash, _hash(secret)):

@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Float, and_, case, cast, exists, extract, func, literal, select, union_all
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql import ColumnElement, Select
+from sqlmodel import col
 
 from models.db.engine import Database
 from models.entities import Ticket
@@ -116,16 +117,16 @@ async def support_metrics(
 
 def _condition(
     db: Database, tenant: str, where: dict[str, Any] | None, from_: datetime | None, to: datetime | None
-) -> ColumnElement:
-    parts = [Ticket.tenant == tenant, Ticket.deleted_at.is_(None), compile_where(Ticket, where, db.dialect)]
+) -> ColumnElement[bool]:
+    parts = [col(Ticket.tenant) == tenant, col(Ticket.deleted_at).is_(None), compile_where(Ticket, where, db.dialect)]
     if from_ is not None:
-        parts.append(Ticket.created_at >= from_)
+        parts.append(col(Ticket.created_at) >= from_)
     if to is not None:
-        parts.append(Ticket.created_at < to)
+        parts.append(col(Ticket.created_at) < to)
     return and_(*parts)
 
 
-def seconds_between(db: Database, end: ColumnElement, start: ColumnElement) -> ColumnElement:
+def seconds_between(db: Database, end: ColumnElement[Any], start: ColumnElement[Any]) -> ColumnElement[Any]:
     """``end - start`` in seconds (NULL if either is NULL), in the database's own dialect."""
     if db.dialect == "postgresql":
         return cast(extract("epoch", end - start), Float)
@@ -133,39 +134,45 @@ def seconds_between(db: Database, end: ColumnElement, start: ColumnElement) -> C
     return func.round((func.julianday(end) - func.julianday(start)) * 86400, 3)
 
 
-def _duration(db: Database, measure: str) -> ColumnElement:
+def _duration(db: Database, measure: str) -> ColumnElement[Any]:
     end, start = DURATIONS[measure]
     columns = Ticket.__table__.columns
     return seconds_between(db, columns[end], columns[start])
 
 
-def _count_if(condition: ColumnElement) -> ColumnElement:
+def _count_if(condition: ColumnElement[bool]) -> ColumnElement[Any]:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
-def _totals(db: Database, tenant: str, key: ColumnElement | None, condition: ColumnElement):
+def _totals(
+    db: Database, tenant: str, key: ColumnElement[Any] | None, condition: ColumnElement[bool]
+) -> Select[*tuple[Any, ...]]:
     """One row per group (exactly one without a key): counts, averages, CSAT."""
-    escalated = exists().where(Event.tenant == tenant, Event.target == Ticket.id, Event.type == ESCALATED_EVENT)
+    escalated = exists().where(
+        col(Event.tenant) == tenant, col(Event.target) == col(Ticket.id), col(Event.type) == ESCALATED_EVENT
+    )
     keys = [] if key is None else [key.label("key")]
     return (
         select(
             *keys,
             func.count().label("ticket_count"),
-            _count_if(Ticket.status.in_(OPEN_STATUSES)).label("open_count"),
-            _count_if(Ticket.resolved_at.is_not(None)).label("resolved_count"),
+            _count_if(col(Ticket.status).in_(OPEN_STATUSES)).label("open_count"),
+            _count_if(col(Ticket.resolved_at).is_not(None)).label("resolved_count"),
             _count_if(escalated).label("escalated_count"),
             func.avg(_duration(db, "first_response")).label("first_response_avg"),
             func.avg(_duration(db, "resolution")).label("resolution_avg"),
-            func.avg(cast(Ticket.satisfaction, Float)).label("csat_average"),
-            func.count(Ticket.satisfaction).label("csat_responses"),
-            _count_if(Ticket.satisfaction >= 4).label("csat_satisfied"),
+            func.avg(cast(col(Ticket.satisfaction), Float)).label("csat_average"),
+            func.count(col(Ticket.satisfaction)).label("csat_responses"),
+            _count_if(col(Ticket.satisfaction) >= 4).label("csat_satisfied"),
         )
         .where(condition)
         .group_by(*([] if key is None else [key]))
     )
 
 
-def _percentiles(db: Database, key: ColumnElement | None, condition: ColumnElement):
+def _percentiles(
+    db: Database, key: ColumnElement[Any] | None, condition: ColumnElement[bool]
+) -> Select[*tuple[Any, ...]]:
     """One row per (measure, group) that has values: p50 and p90 of the measure's seconds.
 
     Ranks each group's values (``rn`` 1…n); percentile p sits at position 1 + p·(n−1) and

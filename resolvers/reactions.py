@@ -8,6 +8,7 @@ causing event's id.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 from models.entities import Activity, Contact, Issue, Metric, Organization, Subscription, Ticket
 from models.enums import PRIORITY_RANK
@@ -56,7 +57,7 @@ async def stamp_first_response(change: Change) -> None:
 
     Assignment alone is not a response; a first response an integration set is kept.
     """
-    ticket = change.entity
+    ticket = cast(Ticket, change.entity)  # registered for Ticket events only
     if (
         change.before and change.before["status"] == "OPEN"
         and change.values.get("status") in RESPONDED
@@ -68,7 +69,7 @@ async def stamp_first_response(change: Change) -> None:
 
 async def open_support_task(change: Change) -> None:
     """Every new ticket is a support task on its requester's timeline."""
-    ticket: Ticket = change.entity
+    ticket = cast(Ticket, change.entity)
     await change.uow.create(
         Activity,
         {
@@ -85,7 +86,7 @@ async def open_support_task(change: Change) -> None:
 
 async def raise_engineering_issue(change: Change) -> None:
     """An escalation becomes a BUG for engineering, and a follow-up for the assignee."""
-    ticket: Ticket = change.entity
+    ticket = cast(Ticket, change.entity)
     await change.uow.create(
         Issue,
         {
@@ -115,7 +116,7 @@ async def raise_engineering_issue(change: Change) -> None:
 
 async def record_resolution_time(change: Change) -> None:
     """``ticket.resolution_time``: seconds from opening to resolution, with its dimensions."""
-    ticket: Ticket = change.entity
+    ticket = cast(Ticket, change.entity)
     resolved_at: datetime = ticket.resolved_at or utcnow()
     await change.uow.create(
         Metric,
@@ -141,7 +142,7 @@ async def resolve_escalated_tickets(change: Change) -> None:
     """Closing an issue resolves the escalated ticket it came from."""
     # imported here: resolvers.verbs.ticket imports the unit of work, which loads this module
 
-    issue: Issue = change.entity
+    issue = cast(Issue, change.entity)
     if issue.ticket_id is None:
         return
     ticket = await change.uow.find(Ticket, issue.ticket_id)

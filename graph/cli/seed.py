@@ -108,8 +108,9 @@ class _Seeder:
     async def run(self, organizations: int, contacts: int, tickets: int) -> None:
         rng = self.rng
         async with self.db.reading() as session:  # a second seed of a tenant picks fresh names
-            for column in (Organization.slug, Organization.domain, Contact.email):
-                rows = await session.scalars(select(column).where(column.class_.tenant == self.tenant))
+            for kind, name in ((Organization, "slug"), (Organization, "domain"), (Contact, "email")):
+                columns = kind.__table__.c
+                rows = await session.scalars(select(columns[name]).where(columns["tenant"] == self.tenant))
                 self.taken.update(v for v in rows if v)
         names = [f"{a} {b}" for a, b in itertools.product(NAMES, INDUSTRY)]
         rng.shuffle(names)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from strawberry import UNSET
 from strawberry.types import Info
 
 from graph.types.common import input_values
 from models.base import ENTITIES, Entity
+
+E = TypeVar("E", bound=Entity)
 
 
 def given(value: Any) -> Any:
@@ -37,9 +39,7 @@ async def delete(info: Info, entity: str, id_: str, expected_version: Any) -> En
         return await uow.transition(ENTITIES[entity], id_, "delete", expected_version=given(expected_version))
 
 
-async def verb(
-    info: Info, action: Callable[..., Awaitable[Entity]], id_: str, expected_version: Any, **arguments: Any
-) -> Entity:
+async def verb(info: Info, action: Callable[..., Awaitable[E]], id_: str, expected_version: Any, **arguments: Any) -> E:
     """Run a lifecycle verb (``resolvers.verbs.ticket.escalate``) on behalf of the caller."""
     async with info.context.unit() as uow:
         return await action(

@@ -8,6 +8,7 @@ from strawberry.types import Info
 
 from graph.mutations import verb
 from graph.types.activity import Activity
+from models.entities import Activity as ActivityRow
 from resolvers.verbs import activity
 
 Version = Optional[int]
@@ -15,14 +16,14 @@ Version = Optional[int]
 
 @strawberry.type
 class ActivityMutations:
-    @strawberry.mutation
+    @strawberry.mutation(graphql_type=Activity)
     async def complete_activity(
         self, info: Info, id: strawberry.ID, outcome: Optional[str] = UNSET, expected_version: Version = UNSET
-    ) -> Activity:
+    ) -> ActivityRow:
         return await verb(info, activity.complete, id, expected_version, outcome=outcome)
 
-    @strawberry.mutation
+    @strawberry.mutation(graphql_type=Activity)
     async def cancel_activity(
         self, info: Info, id: strawberry.ID, reason: Optional[str] = UNSET, expected_version: Version = UNSET
-    ) -> Activity:
+    ) -> ActivityRow:
         return await verb(info, activity.cancel, id, expected_version, reason=reason)

@@ -8,6 +8,7 @@ from strawberry.types import Info
 
 from graph.mutations import verb
 from graph.types.contact import Contact
+from models.entities import Contact as ContactRow
 from resolvers.verbs import contact
 
 Version = Optional[int]
@@ -15,12 +16,12 @@ Version = Optional[int]
 
 @strawberry.type
 class ContactMutations:
-    @strawberry.mutation(description="LEAD → QUALIFIED.")
-    async def qualify_contact(self, info: Info, id: strawberry.ID, expected_version: Version = UNSET) -> Contact:
+    @strawberry.mutation(graphql_type=Contact, description="LEAD → QUALIFIED.")
+    async def qualify_contact(self, info: Info, id: strawberry.ID, expected_version: Version = UNSET) -> ContactRow:
         return await verb(info, contact.qualify, id, expected_version)
 
-    @strawberry.mutation(description="Give the contact an owner (a teammate's contact id).")
+    @strawberry.mutation(graphql_type=Contact, description="Give the contact an owner (a teammate's contact id).")
     async def assign_contact(
         self, info: Info, id: strawberry.ID, owner: strawberry.ID, expected_version: Version = UNSET
-    ) -> Contact:
+    ) -> ContactRow:
         return await verb(info, contact.assign, id, expected_version, owner=owner)

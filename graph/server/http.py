@@ -165,9 +165,9 @@ class Door:
         if name is not None and not isinstance(name, str):
             raise Refusal(400, "BAD_USER_INPUT", "`operationName` must be a string")
         limits = self.limits
-        problem = prescan(query, limits.max_tokens, 2 * limits.max_depth + 4)
-        if problem:
-            raise Refusal(400, "QUERY_TOO_COMPLEX", problem)
+        scanned = prescan(query, limits.max_tokens, 2 * limits.max_depth + 4)
+        if scanned:
+            raise Refusal(400, "QUERY_TOO_COMPLEX", scanned)
         if variables and variables_too_deep(variables, limits.max_variables_depth):
             raise Refusal(400, "BAD_USER_INPUT", f"`variables` nest deeper than {limits.max_variables_depth} levels")
         document = parsed(query)

@@ -35,10 +35,10 @@ class Event(Node):
         return None if kind is None else await info.context.loaders.by_id(kind).load(self.target)
 
     @strawberry.field(description="The event whose hook caused this one, if any.")
-    async def cause(self, info: Info) -> Optional["Event"]:
-        if self.cause_id is None:
+    async def cause(self, root: EventRow, info: Info) -> Optional["Event"]:
+        if root.cause_id is None:
             return None
-        return await info.context.loaders.by_id(EventRow).load(self.cause_id)
+        return await info.context.loaders.by_id(EventRow).load(root.cause_id)
 
     @classmethod
     def is_type_of(cls, obj: Any, info: Info) -> bool:

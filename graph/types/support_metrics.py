@@ -88,7 +88,7 @@ async def resolve_support_metrics(
         strawberry.argument(description="Only tickets created before this instant (exclusive)."),
     ] = UNSET,
     group_by: Optional[SupportMetricsGroupBy] = SupportMetricsGroupBy.NONE,
-) -> list[SupportMetricsBucket]:
+) -> list[support_metrics.Bucket]:
     context = info.context
     return await support_metrics.support_metrics(
         context.db,
@@ -96,12 +96,13 @@ async def resolve_support_metrics(
         where=plain(None if where is UNSET else where) or None,
         from_=None if from_ is UNSET else from_,
         to=None if to is UNSET else to,
-        group_by=(group_by or SupportMetricsGroupBy.NONE).value,
+        group_by=(group_by or SupportMetricsGroupBy.NONE).name,  # each name is its value
     )
 
 
 support_metrics_field = strawberry.field(
     resolver=resolve_support_metrics,
+    graphql_type=list[SupportMetricsBucket],
     description="Support metrics of the caller's live (not deleted) tickets matching `where`, "
     "created in [from, to): one bucket for groupBy NONE (zeros when nothing matches), else one "
     "bucket per value present, sorted by key with null last.",

@@ -37,7 +37,7 @@ class PostgresBroker(RemoteBroker):
         return 'LISTEN "' + self.channel.replace('"', '""') + '"'
 
     async def _subscribe(self) -> None:
-        import asyncpg
+        import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 
         lost = self._lost = asyncio.Event()
         self._listener = await asyncpg.connect(
