@@ -109,6 +109,6 @@ class ErrorCodes(MaskErrors):
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         context = self.execution_context.context
         original = _cause(error)
-        if _outage(original):
+        if original is not None and _outage(original):
             self._outages.append(original)
         return client_error(error, getattr(context, "request_id", "") or "-")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from sqlalchemy import Index, String
 
@@ -44,6 +44,12 @@ def timestamp(**kwargs: Any) -> Any:
 def reference(table: str) -> Any:
     """A relation to another entity, by id (always within the same tenant)."""
     return Field(default=None, foreign_key=f"{table}.id", index=True, sa_type=String(40))
+
+
+class TableClass(Protocol):
+    """Any table class: an ``Entity``, or the event log's ``Event``."""
+
+    __table__: ClassVar[Table]
 
 
 class Entity(SQLModel):

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from functools import partial
-from typing import Any, ClassVar, Protocol
+from typing import Any
 
 import orjson
 from aiodataloader import DataLoader
-from sqlalchemy import ColumnElement, Select, Table, and_, bindparam, func, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, select
 
-from models.base import Entity
+from models.base import Entity, TableClass
 from models.db.engine import Database
 from models.db.plain import PlainReads, as_entity, ids_value, in_ids
 from models.entities import Subscription
@@ -34,12 +34,6 @@ def pick_current_subscription(subscriptions: Sequence[Subscription]) -> Subscrip
     if not candidates:
         return None
     return min(candidates, key=lambda s: (rank[s.status], -s.started_at.timestamp()))
-
-
-class TableClass(Protocol):
-    """A table class ``by_id`` reads: an ``Entity``, or the event log's ``Event``."""
-
-    __table__: ClassVar[Table]
 
 
 class Loaders:

@@ -10,6 +10,7 @@ import copy
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache, partial
+from types import TracebackType
 from typing import Any
 
 from pydantic_core import PydanticUndefined
@@ -17,7 +18,7 @@ from sqlalchemy import UniqueConstraint, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from models.base import Entity
+from models.base import Entity, TableClass
 from models.db.engine import Database
 from models.db.plain import as_entity
 from models.event import Event, TenantSequence
@@ -59,7 +60,9 @@ class UnitOfWork:
         self.session = await self._writing.__aenter__()
         return self
 
-    async def __aexit__(self, exc_type, exc, tb) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         try:
             if exc_type is None:
                 await self._commit()
@@ -77,7 +80,9 @@ class UnitOfWork:
         finally:
             await self._writing.__aexit__(exc_type, exc, tb)
         if exc_type is None and self.events and self.publish is not None:
-            await self.publish(self.tenant, self.events[-1].seq)
+            last = self.events[-1].seq
+            assert last is not None  # numbered at commit
+            await self.publish(self.tenant, last)
 
     async def _commit(self) -> None:
         """Number this unit's events and commit.
@@ -140,7 +145,8 @@ class UnitOfWork:
             self._live.add(ref)
 
     async def _check_unique(self, kind: type[Entity], values: dict[str, Any], own_id: str) -> None:
-        for constraint in kind.__table__.constraints:
+        table = kind.__table__
+        for constraint in table.constraints:
             if not isinstance(constraint, UniqueConstraint):
                 continue
             (column,) = [c for c in constraint.columns if c.name != "tenant"]
@@ -148,7 +154,7 @@ class UnitOfWork:
             if value is None:
                 continue
             taken = await self.session.scalar(
-                select(kind.id).where(kind.tenant == self.tenant, column == value, kind.id != own_id)
+                select(table.c.id).where(table.c.tenant == self.tenant, column == value, table.c.id != own_id)
             )
             if taken is not None:
                 field = api_name(kind, column.name)
@@ -202,7 +208,7 @@ class UnitOfWork:
             if not lifecycle.may_move(state, values[field]):
                 raise InvalidTransition(
                     kind.type_name, state, verb, lifecycle.allowed(state),
-                    to=values[field], reachable=sorted(lifecycle.moves.get(state, ())),
+                    to=values[field], reachable=sorted(lifecycle.moves.get(state or "", ())),
                 )  # fmt: skip
         elif field and (target := lifecycle.target(verb, state)) is not None:
             values[field] = target
@@ -256,7 +262,8 @@ class UnitOfWork:
     async def _reserve_seq(self, count: int) -> int:
         """Advance the tenant's counter by ``count``; the new last sequence number."""
         statement = _reserve_statement(self.db.dialect)
-        return (await self.session.execute(statement, {"tenant": self.tenant, "count": count})).scalar_one()
+        last: int = (await self.session.execute(statement, {"tenant": self.tenant, "count": count})).scalar_one()
+        return last
 
     async def _after(self, change: Change) -> None:
         assert change.event is not None
@@ -279,11 +286,11 @@ class _Statements:
 
 
 @cache
-def _statements(kind: type) -> _Statements:
+def _statements(kind: type[TableClass]) -> _Statements:
     table = kind.__table__
     if "deleted_at" not in table.columns:  # the event log: written, never read back here
         return _Statements(None, None, None, insert(table), None)
-    live = (kind.id == bindparam("id"), kind.tenant == bindparam("tenant"), kind.deleted_at.is_(None))
+    live = (table.c.id == bindparam("id"), table.c.tenant == bindparam("tenant"), table.c.deleted_at.is_(None))
     read = select(*table.columns).where(*live)
     return _Statements(
         read, read.with_for_update(), select(table.c.id).where(*live), insert(table),
@@ -292,7 +299,7 @@ def _statements(kind: type) -> _Statements:
 
 
 @cache
-def _find_all_statement(kind: type, columns: tuple[str, ...]) -> Any:
+def _find_all_statement(kind: type[Entity], columns: tuple[str, ...]) -> Any:
     table = kind.__table__
     equal = (table.c[name] == bindparam(f"eq_{name}") for name in columns)
     return (
@@ -302,15 +309,16 @@ def _find_all_statement(kind: type, columns: tuple[str, ...]) -> Any:
     )
 
 
-def _defaults(kind: type) -> dict[str, Any]:
+def _defaults(kind: type[Entity]) -> dict[str, Any]:
     """The declared defaults of a new entity's fields (factories called afresh)."""
     fixed, factories = _declared_defaults(kind)
     return fixed | {name: factory() for name, factory in factories}
 
 
 @cache
-def _declared_defaults(kind: type) -> tuple[dict[str, Any], tuple[tuple[str, Any], ...]]:
-    fixed, factories = {}, []
+def _declared_defaults(kind: type[Entity]) -> tuple[dict[str, Any], tuple[tuple[str, Any], ...]]:
+    fixed: dict[str, Any] = {}
+    factories: list[tuple[str, Any]] = []
     for name, f in kind.model_fields.items():
         if f.default_factory is not None:
             factories.append((name, f.default_factory))
@@ -322,7 +330,7 @@ def _declared_defaults(kind: type) -> tuple[dict[str, Any], tuple[tuple[str, Any
 
 
 @cache
-def _columns(kind: type) -> tuple[str, ...]:
+def _columns(kind: type[TableClass]) -> tuple[str, ...]:
     return tuple(kind.__table__.columns.keys())
 
 

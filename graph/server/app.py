@@ -60,14 +60,15 @@ class Services:
     writes: WriteHealth = field(default_factory=WriteHealth)
 
 
-class SupportGraphQL(GraphQL):
+class SupportGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI app behind our door, with our context, orjson, keep-alives and
     shared subscriptions, answering GraphQL-over-HTTP clients in their media type."""
 
     def __init__(self, services: Services) -> None:
         settings = services.settings
+        schema = build_schema(settings.limits)
         super().__init__(
-            build_schema(settings.limits),
+            schema,
             graphql_ide="graphiql" if settings.graphiql else None,
             allow_queries_via_get=True,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
@@ -76,7 +77,7 @@ class SupportGraphQL(GraphQL):
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         )
         self.services = services
-        self.door = Door(services.keys, settings, self.schema._schema)
+        self.door = Door(services.keys, settings, schema._schema)
         self.graphql_transport_ws_handler_class, self.graphql_ws_handler_class = sharing_handlers(
             services.fanout, self.fresh_context, settings.limits
         )
@@ -151,7 +152,8 @@ class SupportGraphQL(GraphQL):
 
     async def get_sub_response(self, request: Any) -> Response:
         response = await super().get_sub_response(request)
-        response.graphql_response = GRAPHQL_RESPONSE in request.headers.get("accept", "")
+        # a mark create_response reads back: the caller speaks GraphQL over HTTP
+        response.graphql_response = GRAPHQL_RESPONSE in request.headers.get("accept", "")  # type: ignore[attr-defined]
         return response
 
     def create_response(self, response_data: Any, sub_response: Response) -> Response:

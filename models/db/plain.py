@@ -256,12 +256,12 @@ def ids_value(ids: Any, dialect: str) -> Any:
     return list(ids) if dialect == "postgresql" else orjson.dumps(list(ids)).decode()
 
 
-def as_entity(kind: type, values: dict[str, Any]) -> Any:
+def as_entity(kind: type[T], values: dict[str, Any]) -> T:
     """A row as an instance of its table's class, built the way the ORM builds the rows it loads:
     no ``__init__`` (whose pydantic and SQLAlchemy bookkeeping costs twenty times more) and no
     session. Reading its attributes is all such an entity is for; whoever changes one writes the
     change with a statement of its own (see resolvers/unit.py)."""
-    entity = _manager(kind).new_instance()
+    entity: T = _manager(kind).new_instance()  # type: ignore[arg-type]  # a class is hashable; mypy cannot tell for type[T]
     entity.__dict__.update(values)
     return entity
 
