@@ -1,18 +1,21 @@
-"""A compiled path for the most common read: one entity list page with scalar fields and to-one
-relations (``tickets(first: 50) { nodes { subject requester { name } } }``).
+"""The compiled path: one entity list page, answered without Strawberry, behind a setting.
 
-Such a document is compiled once into a plan; running it reads plain rows (no ORM objects, no
-per-field resolvers), batches each relation into one statement per entity kind, exactly like the
-loaders, and builds the response dict directly. Anything else — other fields, fragments,
-directives, filters, a wrong type — is not compiled and takes the full Strawberry path, which
-is also where every error comes from. tests/test_fastpath.py checks both paths answer alike.
+Contract. It answers only a query whose one root field is an entity list (``tickets`` …) with no
+argument but ``first last after before includeDeleted``, selecting ``totalCount``, ``pageInfo``,
+``edges { cursor node }`` and ``nodes`` with scalar fields and to-one relations, without
+fragments or directives (``tickets(first: 50) { nodes { subject requester { name } } }``). Its
+answers are identical to Strawberry's (tests/test_fastpath*.py compare them). It never answers
+with an error: a document failing validation (graphql-core's rules and graph.validation's limits,
+as the schema runs them) or an argument that would be refused is declined (None) and the full
+path answers it. ``Settings.fast_path`` (``FAST_PATH=false``) turns it off. A document is compiled
+once into a plan (bounded ``DocumentCache``), which reads plain rows (no ORM objects, no
+resolvers), one statement per entity kind and level of relations.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import lru_cache
 from typing import Any
 
 from graphql import (
@@ -25,10 +28,14 @@ from graphql import (
     OperationType,
     StringValueNode,
     VariableNode,
-    parse,
+    specified_rules,
 )  # fmt: skip
 from sqlalchemy import and_, bindparam, select
 
+from graph.documents import DocumentCache, merge_fields
+from graph.schema import document_errors
+from graph.schema import schema as full_schema
+from graph.validation import Limits, limit_errors, parsed
 from models.base import ENTITIES
 from models.db.plain import ids_value, in_ids
 from models.history import api_names
@@ -54,6 +61,7 @@ class Node:
     scalars: list[tuple[str, str, Any]] = field(default_factory=list)  # (key, column, convert)
     relations: list[tuple[str, str, Node]] = field(default_factory=list)  # (key, column, node)
     typename: list[str] = field(default_factory=list)
+    order: list[str] = field(default_factory=list)  # every key, in the document's order
 
     @property
     def columns(self) -> list[str]:
@@ -69,6 +77,9 @@ class Plan:
     arguments: dict[str, tuple[str, Any]]  # name → ("value", v) | ("variable", name)
     parts: list[tuple[str, str, Any]]  # (key, part, detail)
     keys: list  # the list's sort keys (the default order), for the page and its cursors
+    document: Any = None
+    #: the limits held to at run time, when a page size is a variable (else checked once, here)
+    limits: Limits | None = None
     #: compiled page statements, per page shape and dialect (filled as they are first needed)
     statements: dict[tuple, Any] = field(default_factory=dict)
 
@@ -90,12 +101,20 @@ def _float(value: Any) -> Any:
     return None if value is None else float(value)
 
 
-@lru_cache(maxsize=512)
-def compile_plan(source: str, operation_name: str | None) -> Plan | None:
-    """The plan of a document this path can answer, or None."""
-    try:
-        document = parse(source, no_location=True)
-    except GraphQLError:
+#: rules as the schema validates with (Strawberry's default), so both share cached verdicts
+RULES = tuple(specified_rules)
+PLANS: DocumentCache[Plan | None] = DocumentCache(max_entries=512)
+
+
+def compile_plan(source: str, operation_name: str | None, limits: Limits | None = None) -> Plan | None:
+    """The plan of a document this path can answer, or None (bounded cache)."""
+    limits = limits or Limits()
+    return PLANS.get(source, lambda: _compile(source, operation_name, limits), operation_name, limits)
+
+
+def _compile(source: str, operation_name: str | None, limits: Limits) -> Plan | None:
+    document = parsed(source)
+    if isinstance(document, GraphQLError):
         return None
     if len(document.definitions) != 1:
         return None
@@ -133,10 +152,16 @@ def compile_plan(source: str, operation_name: str | None) -> Plan | None:
         else:
             return None
     kind = ENTITIES[LISTS[root.name.value]]
-    parts = _connection(root, kind)
-    if parts is None:
+    root = merge_fields(root)
+    parts = None if root is None else _connection(root, kind)
+    if parts is None or document_errors(full_schema._schema, source, document, RULES):
         return None
-    return Plan(_key(root), kind, arguments, parts, query.order_keys(kind))
+    plan = Plan(_key(root), kind, arguments, parts, query.order_keys(kind), document)
+    if any(how == "variable" and name in ("first", "last") for name, (how, _) in arguments.items()):
+        plan.limits = limits
+    elif limit_errors(full_schema._schema, document, limits, {}, operation_name):
+        return None
+    return plan
 
 
 def _plain_field(node: Any) -> bool:
@@ -206,6 +231,7 @@ def _node(selection: FieldNode, kind: type, depth: int = 0) -> Node | None:
         if not _plain_field(item) or item.arguments:
             return None
         name = item.name.value
+        node.order.append(_key(item))
         if name == "__typename" and not item.selection_set:
             node.typename.append(_key(item))
             continue
@@ -229,10 +255,8 @@ def _node(selection: FieldNode, kind: type, depth: int = 0) -> Node | None:
     return node
 
 
-# --- running a plan ---------------------------------------------------------------------------
-# A plan runs as one plain read (models.db.plain): the page, then one statement per entity kind and
-# level of relations. Page statements are compiled once per plan, page shape and dialect; the
-# relations' once per database, kind and columns (plans share them).
+# --- running a plan: one plain read (models.db.plain); page statements compiled once per plan,
+# page shape and dialect, the relations' once per database, kind and columns (plans share them).
 
 
 async def run(plan: Plan, variables: dict[str, Any], db: Any, tenant: str) -> dict[str, Any] | None:
@@ -244,6 +268,8 @@ async def run(plan: Plan, variables: dict[str, Any], db: Any, tenant: str) -> di
         given = arguments[name]
         if given is not None and (type(given) is not expected):
             return None
+    if plan.limits is not None and limit_errors(full_schema._schema, plan.document, plan.limits, variables):
+        return None
     try:
         size, from_end = query.page_size(arguments.get("first"), arguments.get("last"))
         keys = plan.keys
@@ -334,7 +360,7 @@ def _build(node: Node, rows: list[dict | None], plain: Any, tenant: str):
         if row is None:
             objects.append(None)
             continue
-        item = {}
+        item = dict.fromkeys(node.order)  # the document's key order, whatever is filled first
         for key, column, convert in node.scalars:
             value = row[column]
             item[key] = convert(value) if convert is not None else value

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+from weakref import WeakKeyDictionary
+
 import strawberry
-from graphql import GraphQLError
-from strawberry.extensions import ParserCache, ValidationCache
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, print_schema
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import validate_document
 from strawberry.tools import merge_types
 
+from graph.documents import DocumentCache, digest
 from graph.errors import ErrorCodes, is_internal
 from graph.mutations.activity import ActivityMutations
 from graph.mutations.contact import ContactMutations
@@ -20,7 +26,7 @@ from graph.mutations.ticket import TicketMutations
 from graph.queries import Query
 from graph.subscriptions import Live
 from graph.types import activity, contact, deal, issue, metric, organization, subscription, ticket
-from graph.validation import Limits
+from graph.validation import Limits, limit_errors, parsed
 
 Mutation = merge_types(
     "Mutation",
@@ -63,19 +69,72 @@ class SupportSchema(strawberry.Schema):
             super().process_errors(unexpected, execution_context)
 
 
+#: graphql-core's and Strawberry's validation of each document (it does not depend on variables)
+VALIDATIONS: DocumentCache[list[GraphQLError]] = DocumentCache(max_entries=1024)
+
+
+def document_errors(
+    schema: GraphQLSchema, query: str, document: DocumentNode, rules: tuple[type[ASTValidationRule], ...]
+) -> list[GraphQLError]:
+    """The validation errors of a document (cached, bounded), as Strawberry finds them."""
+    return VALIDATIONS.get(query, lambda: validate_document(schema, document, rules), _fingerprint(schema), rules)
+
+
+_FINGERPRINTS: WeakKeyDictionary[GraphQLSchema, bytes] = WeakKeyDictionary()
+
+
+def _fingerprint(schema: GraphQLSchema) -> bytes:
+    """The same for every schema of the same SDL (the app's and the compiled path's share verdicts)."""
+    found = _FINGERPRINTS.get(schema)
+    if found is None:
+        found = _FINGERPRINTS[schema] = digest(print_schema(schema))
+    return found
+
+
+class Limited(SchemaExtension):
+    """Parses and validates through bounded caches (graph.documents), then holds the operation
+    to ``limits`` with its variables (``first: $n``) — the rules of graph.validation, which the
+    door and the compiled path run too. Replaces Strawberry's ParserCache and ValidationCache,
+    whose caches are keyed by the whole text of each document."""
+
+    def __init__(self, limits: Limits) -> None:
+        super().__init__()
+        self.limits = limits
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.graphql_document is None and context.query and not context.parse_options:
+            document = parsed(context.query)
+            if not isinstance(document, GraphQLError):  # a syntax error: Strawberry reports it
+                context.graphql_document = document
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None and context.pre_execution_errors is None and context.validation_rules:
+            schema = context.schema._schema
+            if context.query:
+                errors = document_errors(schema, context.query, document, context.validation_rules)
+            else:
+                errors = validate_document(schema, document, context.validation_rules)
+            if not errors:
+                errors = limit_errors(schema, document, self.limits, context.variables, context.operation_name)
+            context.pre_execution_errors = list(errors)
+        yield
+
+
 def build_schema(limits: Limits | None = None) -> strawberry.Schema:
-    """The schema, with parsed and validated documents cached; batches up to ``limits``."""
+    """The schema, with parsed and validated documents cached; batches and operations held to
+    ``limits``."""
     limits = limits or Limits()
+    extensions: list[Any] = [ErrorCodes, lambda: Limited(limits)]
     return SupportSchema(
         query=Query,
         mutation=Mutation,
         subscription=Live,
         types=ENTITY_TYPES,
-        extensions=[
-            ErrorCodes,
-            lambda: ParserCache(maxsize=1024),
-            lambda: ValidationCache(maxsize=1024),
-        ],
+        extensions=extensions,
         config=StrawberryConfig(batching_config={"max_operations": limits.max_batch}),
     )
 

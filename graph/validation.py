@@ -1,34 +1,52 @@
 """Limits on what one request may ask, each refused with a clear error before any work.
 
 - ``prescan``: tokens and nesting of the raw document, before the parser recurses into it;
-- ``too_complex``: depth, aliases and a node budget in the spirit of GitHub's (each
-  connection's ``first``/``last`` times those of the connections around it);
+- ``limit_rules``: depth, aliases and a node budget in the spirit of GitHub's (each
+  connection's ``first``/``last`` times those of the connections around it, each to-many list
+  counted as ``LIST_SIZE`` items), as graphql-core validation rules. They need the request's
+  variables (``first: $n``), so they are made per request. The schema (graph/schema.py), the
+  compiled path (graph/fastpath.py) and the door (``too_complex``) all run these same rules.
+
+Work per document (``prescan``, ``parsed``) is cached in ``graph.documents.DocumentCache``:
+bounded, keyed by a digest, large documents not kept.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from graphql import (
+    ASTValidationRule,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLList,
     InlineFragmentNode,
     IntValueNode,
     OperationDefinitionNode,
     Source,
+    TypeInfo,
+    ValidationContext,
+    ValidationRule,
     VariableNode,
     get_named_type,
+    get_nullable_type,
+    is_composite_type,
     parse,
 )  # fmt: skip
 from graphql.language import Lexer, TokenKind
+from graphql.language.visitor import SKIP
+
+from graph.documents import DocumentCache
 
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
+#: what a plain to-many list of objects (``ticket.issues``, ``ticket.activities``) counts for in
+#: the node budget: it has no page size, so it is assumed to be as long as the largest page
+LIST_SIZE = MAX_PAGE
 
 
 @dataclass(frozen=True)
@@ -54,14 +72,21 @@ class TooComplex(GraphQLError):
 _OPEN = {TokenKind.BRACE_L, TokenKind.PAREN_L, TokenKind.BRACKET_L}
 _CLOSE = {TokenKind.BRACE_R, TokenKind.PAREN_R, TokenKind.BRACKET_R}
 
+_PRESCANS: DocumentCache[str | None] = DocumentCache(max_entries=1024)
+#: parsed documents, shared by the door, the schema and the compiled path
+DOCUMENTS: DocumentCache[DocumentNode | GraphQLError] = DocumentCache(max_entries=1024)
 
-@lru_cache(maxsize=1024)
+
 def prescan(query: str, max_tokens: int, max_nesting: int) -> str | None:
     """Why the document is too big or too deep to parse (None if it is fine).
 
     Runs before parsing: the parser and validator recurse once per nesting level, so a
     document nested hundreds deep must be refused before it reaches them.
     """
+    return _PRESCANS.get(query, lambda: _prescan(query, max_tokens, max_nesting), max_tokens, max_nesting)
+
+
+def _prescan(query: str, max_tokens: int, max_nesting: int) -> str | None:
     lexer, tokens, depth = Lexer(Source(query)), 0, 0
     try:
         while (token := lexer.advance()).kind != TokenKind.EOF:
@@ -93,9 +118,12 @@ def variables_too_deep(value: Any, limit: int) -> bool:
     return False
 
 
-@lru_cache(maxsize=1024)
 def parsed(query: str) -> DocumentNode | GraphQLError:
     """The parsed document, or its syntax error (cached: the same documents come again and again)."""
+    return DOCUMENTS.get(query, lambda: _parse(query))
+
+
+def _parse(query: str) -> DocumentNode | GraphQLError:
     try:
         return parse(query)
     except GraphQLError as error:
@@ -110,81 +138,166 @@ def operation_of(document: DocumentNode, name: str | None) -> OperationDefinitio
     return operations[0] if len(operations) == 1 else None
 
 
+def limit_rules(
+    limits: Limits, variables: dict[str, Any] | None, operation_name: str | None = None
+) -> list[type[ASTValidationRule]]:
+    """The validation rules holding one request to ``limits`` (its variables give ``first: $n``).
+
+    With ``operation_name``, only that operation is measured (the others do not run)."""
+
+    class QueryLimitsRule(_QueryLimits):
+        pass
+
+    QueryLimitsRule.limits, QueryLimitsRule.variables = limits, variables or {}
+    QueryLimitsRule.operation_name = operation_name
+    return [QueryLimitsRule]
+
+
+def limit_errors(
+    schema: Any, document: DocumentNode, limits: Limits, variables: dict[str, Any] | None, name: str | None = None
+) -> list[GraphQLError]:
+    """The errors of ``limit_rules`` alone, for a document otherwise valid or checked elsewhere.
+
+    The same as ``validate(schema, document, limit_rules(...))``, without graphql-core's walk
+    of every node (the rule only looks at operations): a few microseconds, not a millisecond."""
+    errors: list[GraphQLError] = []
+    context = ValidationContext(schema, document, TypeInfo(schema), errors.append)
+    check = _QueryLimits(context)
+    check.limits, check.variables, check.operation_name = limits, variables or {}, name
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            check.enter_operation_definition(definition)
+    return errors
+
+
 def too_complex(
     limits: Limits, document: DocumentNode, schema: Any, variables: dict, name: str | None
 ) -> TooComplex | None:
     """Why the operation is over ``limits``' depth, aliases or node budget (None if within).
 
     Checked once the variables are known (``first: $n``), for HTTP at the door and for
-    WebSocket operations as they start."""
-    return _problem(limits, document, schema, variables or {}, name)
-
-
-def _problem(limits: Limits, document: Any, schema: Any, variables: dict, name: str | None) -> TooComplex | None:
-    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-    chosen = operation_of(document, name)
-    for operation in [chosen] if chosen is not None else []:
-        root = schema.get_root_type(operation.operation)
-        if root is None:
-            return None
-        walk = _Walk(schema, fragments, variables)
-        walk.selections(operation.selection_set, root, depth=1, multiplier=1)
-        if walk.depth > limits.max_depth:
-            message = f"The query is {walk.depth} levels deep; the limit is {limits.max_depth}"
-        elif walk.aliases > limits.max_aliases:
-            message = f"The query uses {walk.aliases} aliases; the limit is {limits.max_aliases}"
-        elif walk.nodes > limits.max_nodes:
-            message = (
-                f"The query could return {walk.nodes} nodes; the limit is {limits.max_nodes}. "
-                "Ask for smaller pages (first/last) in nested connections."
-            )
-        else:
-            return None
-        return TooComplex(message, depth=walk.depth, aliases=walk.aliases, nodes=walk.nodes)
+    WebSocket operations as they start, by the same rules the schema runs."""
+    if operation_of(document, name) is None:
+        return None  # no operation to run: the schema says why
+    for error in limit_errors(schema, document, limits, variables, name):
+        if isinstance(error, TooComplex):
+            return error
     return None
 
 
-class _Walk:
-    """Depth, aliases and nodes of an operation, following fragments (each at most once per path)."""
+class _QueryLimits(ValidationRule):
+    """Depth, aliases and nodes of each operation run, against ``limits`` (see ``limit_rules``)."""
 
-    def __init__(self, schema: Any, fragments: dict[str, Any], variables: dict[str, Any]) -> None:
-        self.schema, self.fragments, self.variables = schema, fragments, variables
-        self.depth = self.aliases = self.nodes = 0
+    limits: Limits
+    variables: dict[str, Any]
+    operation_name: str | None
 
-    def selections(
-        self, selection_set: Any, parent: Any, depth: int, multiplier: int, seen: frozenset = frozenset()
-    ) -> None:
-        if selection_set is None:
-            return
-        self.depth = max(self.depth, depth)
+    def enter_operation_definition(self, node: OperationDefinitionNode, *_args: Any) -> Any:
+        name = self.operation_name
+        if name is not None and (node.name is None or node.name.value != name):
+            return SKIP
+        context: ValidationContext = self.context
+        root = context.schema.get_root_type(node.operation)
+        if root is None:
+            return SKIP
+        cost = _Measure(context, self.variables).selections(node.selection_set, root)
+        error = _verdict(self.limits, cost)
+        if error is not None:
+            self.report_error(error)
+        return SKIP
+
+
+def _verdict(limits: Limits, cost: _Cost) -> TooComplex | None:
+    if cost.depth > limits.max_depth:
+        message = f"The query is {cost.depth} levels deep; the limit is {limits.max_depth}"
+    elif cost.aliases > limits.max_aliases:
+        message = f"The query uses {cost.aliases} aliases; the limit is {limits.max_aliases}"
+    elif cost.nodes > limits.max_nodes:
+        message = (
+            f"The query could return {cost.nodes} nodes; the limit is {limits.max_nodes}. "
+            "Ask for smaller pages (first/last) in nested connections."
+        )
+    else:
+        return None
+    return TooComplex(message, depth=cost.depth, aliases=cost.aliases, nodes=cost.nodes)
+
+
+@dataclass
+class _Cost:
+    """Of a selection set: levels (itself included), aliases, and nodes per item of its parent."""
+
+    depth: int = 0
+    aliases: int = 0
+    nodes: int = 0
+
+
+_NOTHING = _Cost()
+
+
+class _Measure:
+    """Measures selection sets, following fragments. Each fragment is measured once and its cost
+    reused wherever it is spread: a chain of fragments each spreading the next twice would
+    otherwise take 2ⁿ steps to walk."""
+
+    def __init__(self, context: ValidationContext, variables: dict[str, Any]) -> None:
+        self.context, self.schema, self.variables = context, context.schema, variables
+        self.fragments: dict[str, _Cost] = {}
+
+    def selections(self, selection_set: Any, parent: Any) -> _Cost:
+        cost = _Cost(depth=1)
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
-                self.field(selection, parent, depth, multiplier, seen)
-            elif isinstance(selection, InlineFragmentNode):
-                target = parent
-                if selection.type_condition is not None:
-                    target = self.schema.get_type(selection.type_condition.name.value) or parent
-                self.selections(selection.selection_set, target, depth, multiplier, seen)
-            elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                fragment = self.fragments.get(name)
-                if fragment is None or name in seen:
-                    continue
-                target = self.schema.get_type(fragment.type_condition.name.value) or parent
-                self.selections(fragment.selection_set, target, depth, multiplier, seen | {name})
+                if selection.alias is not None:
+                    cost.aliases += 1
+                part = self.field(selection, parent)
+                cost.depth = max(cost.depth, part.depth + 1 if part is not _NOTHING else 1)
+            else:
+                part = self.fragment(selection, parent)
+                cost.depth = max(cost.depth, part.depth)
+            cost.aliases += part.aliases
+            cost.nodes += part.nodes
+        return cost
 
-    def field(self, node: FieldNode, parent: Any, depth: int, multiplier: int, seen: frozenset) -> None:
-        if node.alias is not None:
-            self.aliases += 1
+    def fragment(self, selection: Any, parent: Any) -> _Cost:
+        if isinstance(selection, InlineFragmentNode):
+            target = parent
+            if selection.type_condition is not None:
+                target = self.schema.get_type(selection.type_condition.name.value) or parent
+            return self.selections(selection.selection_set, target)
+        if not isinstance(selection, FragmentSpreadNode):
+            return _NOTHING
+        name = selection.name.value
+        if name in self.fragments:
+            return self.fragments[name]
+        definition: FragmentDefinitionNode | None = self.context.get_fragment(name)
+        if definition is None:
+            return _NOTHING
+        self.fragments[name] = _NOTHING  # a cycle (refused by graphql-core's own rule) adds nothing
+        target = self.schema.get_type(definition.type_condition.name.value) or parent
+        cost = self.fragments[name] = self.selections(definition.selection_set, target)
+        return cost
+
+    def field(self, node: FieldNode, parent: Any) -> _Cost:
+        """The field's subselection's cost, as the parent's items see it."""
         fields = getattr(parent, "fields", None) or {}
         definition = fields.get(node.name.value)
         if definition is None or node.selection_set is None:
-            return
+            return _NOTHING
         named = get_named_type(definition.type)
+        inner = self.selections(node.selection_set, named)
+        items = self.items(node, definition, parent, named)
+        if items is None:
+            return inner
+        return _Cost(inner.depth, inner.aliases, items + items * inner.nodes)
+
+    def items(self, node: FieldNode, definition: Any, parent: Any, named: Any) -> int | None:
+        """How many nodes the field may return, if it is a list (None for one object)."""
         if named.name.endswith("Connection"):
-            multiplier *= max(self.page(node), 1)
-            self.nodes += multiplier
-        self.selections(node.selection_set, named, depth + 1, multiplier, seen)
+            return max(self.page(node), 1)
+        plain_list = isinstance(get_nullable_type(definition.type), GraphQLList) and is_composite_type(named)
+        if plain_list and not parent.name.endswith("Connection") and not named.name.startswith("__"):
+            return LIST_SIZE  # a connection's own nodes/edges are its page, counted above
+        return None
 
     def page(self, node: FieldNode) -> int:
         """The page size a connection field asks for; sizes out of range are refused later,

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import String, Text, and_, case, cast, exists, false, func, literal, not_, or_, select, true
+from sqlalchemy import Boolean, String, Text, and_, case, cast, exists, false, func, literal, not_, or_, select, true
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.expression import column as sql_column
@@ -27,6 +27,10 @@ from resolvers.errors import BadInput
 
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
+#: the most values one ``in``/``nin``/``hasAny`` list, and one whole ``where``, may hold: far
+#: below the drivers' limits on bound parameters (asyncpg 32,767; SQLite 32,766)
+MAX_LIST_VALUES = 1_000
+MAX_WHERE_VALUES = 5_000
 
 
 @dataclass
@@ -66,7 +70,43 @@ def field_column(kind: type, name: str) -> ColumnElement:
 
 
 def compile_where(kind: type, where: dict[str, Any] | None, dialect: str) -> ColumnElement:
-    """The SQL condition for a ``where`` document (``true()`` when empty)."""
+    """The SQL condition for a ``where`` document (``true()`` when empty); a list over
+    ``MAX_LIST_VALUES`` or a document over ``MAX_WHERE_VALUES`` values is ``BadInput``."""
+    check_size(where)
+    return _compile_where(kind, where, dialect)
+
+
+def check_size(where: dict[str, Any] | None) -> None:
+    """Refuse a ``where`` too large to send as one statement (iteratively: no recursion)."""
+    total, stack = 0, [where]
+    while stack:
+        for name, spec in (stack.pop() or {}).items():
+            if spec is None:
+                continue
+            if name in ("and_", "or_"):
+                stack.extend(spec)
+                total += len(spec)
+            elif name == "not_":
+                stack.append(spec)
+            else:
+                for op, value in spec.items():
+                    if isinstance(value, list | tuple | set) and len(value) > MAX_LIST_VALUES:
+                        raise BadInput(
+                            f"where.{_api_name(name)}.{_api_name(op)} takes at most {MAX_LIST_VALUES} values "
+                            f"(got {len(value)})", argument="where", field=_api_name(name),
+                        )  # fmt: skip
+                    total += len(value) if isinstance(value, list | tuple | set) else 1
+        if total > MAX_WHERE_VALUES:
+            raise BadInput(f"where holds more than {MAX_WHERE_VALUES} values and conditions", argument="where")
+
+
+def _api_name(name: str) -> str:
+    """``created_at`` → ``createdAt``, ``in_`` → ``in``: the name the client wrote."""
+    head, *rest = name.rstrip("_").split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _compile_where(kind: type, where: dict[str, Any] | None, dialect: str) -> ColumnElement:
     if not where:
         return true()
     parts: list[ColumnElement] = []
@@ -74,12 +114,12 @@ def compile_where(kind: type, where: dict[str, Any] | None, dialect: str) -> Col
         if spec is None:
             continue
         if name == "and_":
-            parts.extend(compile_where(kind, w, dialect) for w in spec)
+            parts.extend(_compile_where(kind, w, dialect) for w in spec)
         elif name == "or_":
-            parts.append(or_(*(compile_where(kind, w, dialect) for w in spec)) if spec else false())
+            parts.append(or_(*(_compile_where(kind, w, dialect) for w in spec)) if spec else false())
         elif name == "not_":
             # NULL-safe: rows where the condition is unknown (a null field) are "not" it
-            parts.append(not_(func.coalesce(compile_where(kind, spec, dialect), false())))
+            parts.append(not_(func.coalesce(_compile_where(kind, spec, dialect), false(), type_=Boolean)))
         else:
             column = field_column(kind, name)
             parts.extend(_operator(column, op, value, dialect) for op, value in spec.items())
@@ -113,7 +153,7 @@ def _operator(column, op: str, value: Any, dialect: str) -> ColumnElement:
         if not value:
             return false()
         if dialect == "postgresql":
-            return column.op("?|")(cast(postgresql.array(value), postgresql.ARRAY(Text)))
+            return column.op("?|", is_comparison=True)(cast(postgresql.array(value), postgresql.ARRAY(Text)))
         element = sql_column("value")
         return exists(select(literal(1)).select_from(func.json_each(column)).where(element.in_(value)))
     raise BadInput(f"Unknown operator {op!r}")
