@@ -142,7 +142,7 @@ class Loaders:
             async def load(parents: Sequence[str]) -> list[int]:
                 async with self.db.reading() as session:
                     result = await session.execute(statement, {"ids": ids_value(parents, self.db.dialect)})
-                counted: dict[str, int] = dict(result.tuples().all())
+                counted: dict[str, int] = {parent: count for parent, count in result.all()}
                 return [counted.get(p, 0) for p in parents]
 
             self._loaders[key] = DataLoader(load)
