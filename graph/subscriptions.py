@@ -27,6 +27,20 @@ class TicketEvent:
     ticket: Ticket
 
 
+def _renew(context) -> None:
+    """Fresh loaders for the next event (nothing cached across events). The old ones are let go
+    of at once: a ``Loaders`` and its DataLoaders refer to each other (their load functions close
+    over it), so, left to the cycle collector, one set per delivered event — with the rows and
+    futures it cached — would pile up until a full collection, which a server tuned for few
+    collections (``tune_garbage_collector``) runs rarely. Emptying its table breaks the cycle;
+    a load still in flight keeps working (its DataLoader stays alive as long as it runs)."""
+    old = context.loaders
+    context.loaders = Loaders(context.db, context.tenant)
+    table = getattr(old, "_loaders", None)
+    if isinstance(table, dict):
+        table.clear()
+
+
 def _given(value):
     return None if value is UNSET else value
 
@@ -53,7 +67,7 @@ class Live:
             target=_given(target),
         )
         async for event in context.services.live.stream(context.tenant, after=_given(after), only=only):
-            context.loaders = Loaders(context.db, context.tenant)  # nothing cached across events
+            _renew(context)
             yield event
 
     @strawberry.subscription(description="Ticket events whose ticket, right after the event, matches `where`.")
@@ -67,5 +81,5 @@ class Live:
             ticket = await state_after(context.db, TicketRow, tenant=context.tenant, event=event)
             if ticket is None or not matches(TicketRow, condition, ticket):
                 continue
-            context.loaders = Loaders(context.db, context.tenant)
+            _renew(context)
             yield TicketEvent(event=event, ticket=ticket)

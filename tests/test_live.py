@@ -13,8 +13,10 @@ on a server with no live subscriber left, so the counts they wait for are their 
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -575,6 +577,27 @@ async def test_closing_while_results_are_on_their_way_releases_everything(server
         await until(
             server, lambda s: released(s) and not added_tasks(s, quiet), "the closed socket's stream is released"
         )
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_last_subscriber_leaving_mid_result_leaves_no_coroutine_unawaited(server, api, quiet, protocol):
+    """The last subscriber of a shared execution vanishes while it resolves a burst's results
+    (``entity`` reads the database): the execution ends between results, so no resolver
+    coroutine of graphql-core is left never awaited (a RuntimeWarning when it is collected)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        for _ in range(5):
+            async with ws.connect(server.url, protocol) as socket:
+                operation = await socket.subscribe(EVENTS, {"entityTypes": ["Ticket", "Activity"]})
+                await ready(server, taps=1, followers=1)
+                burst = asyncio.gather(*(api.create_ticket() for _ in range(12)))
+                await operation.next()  # results are being resolved one after another: vanish
+                await socket.abort()
+            await burst
+            await until(server, lambda s: released(s) and not added_tasks(s, quiet), "the shared execution has ended")
+        gc.collect()  # (the server runs in this process) a left coroutine warns when collected
+    unawaited = [str(w.message) for w in caught if "never awaited" in str(w.message)]
+    assert not unawaited, unawaited
 
 
 # --- 7. tenant scoping -------------------------------------------------------------------------------

@@ -3,8 +3,11 @@
 Subscribers of the same document with the same variables in the same tenant share one
 execution: every event is resolved and JSON-encoded once (as an ``orjson.Fragment``) and the
 same bytes go to each of them. Subscriptions that resume from a cursor (``after``) replay a
-history of their own, so they run alone. A subscriber that falls far behind is ended with an
-error telling it to resume from its last event, instead of holding memory for it.
+history of their own, so they run alone (each with a context of its own). A subscriber that
+falls far behind is ended with an error telling it to resume from its last event, instead of
+holding memory for it. When the last subscriber leaves, the execution ends between two results,
+never in the middle of resolving one. Operations are told apart once per document (a bounded
+``DocumentCache``), and queries and mutations run over graphql-ws as over graphql-transport-ws.
 """
 
 from __future__ import annotations
@@ -13,41 +16,80 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import AsyncGenerator, Callable
-from functools import lru_cache
 from typing import Any
 
 import orjson
-from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
+from graphql import GraphQLError, OperationDefinitionNode, OperationType
+from graphql.pyutils import RefMap
 from starlette.websockets import WebSocketDisconnected as SocketClosed
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
+from graph.documents import DocumentCache
 from graph.validation import Limits, TooComplex, parsed, prescan, too_complex, variables_too_deep
+from resolvers.live import CONSUMER, Consumer
 
 #: Results a subscriber may have waiting before it is ended as too slow.
 BACKLOG_LIMIT = 5_000
 _END = object()
 
+#: What an operation is: a subscription that may share an execution, one that runs alone (it
+#: resumes from a cursor), or not a subscription (a query or mutation over WebSocket).
+SHARED, ALONE, OTHER = "shared", "alone", "other"
+_KINDS: DocumentCache[str] = DocumentCache(max_entries=512)
 
-@lru_cache(maxsize=512)
-def _shareable(query: str, operation_name: str | None) -> bool:
-    """A subscription without an ``after`` cursor on any root field."""
-    try:
-        document = parse(query)
-    except GraphQLError:
-        return False
+
+def _kind(query: str, operation_name: str | None) -> str:
+    return _KINDS.get(query, lambda: _classify(query, operation_name), operation_name)
+
+
+def _classify(query: str, operation_name: str | None) -> str:
+    document = parsed(query)
+    if isinstance(document, GraphQLError):
+        return OTHER
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name is not None:
         operations = [o for o in operations if o.name and o.name.value == operation_name]
     if len(operations) != 1 or operations[0].operation != OperationType.SUBSCRIPTION:
-        return False
-    return not any(
+        return OTHER
+    resumes = any(
         argument.name.value == "after"
         for selection in operations[0].selection_set.selections
         for argument in getattr(selection, "arguments", ()) or ()
     )
+    return ALONE if resumes else SHARED
+
+
+def _shareable(query: str, operation_name: str | None) -> bool:
+    """A subscription without an ``after`` cursor on any root field."""
+    return _kind(query, operation_name) == SHARED
+
+
+class _EventScoped:
+    """Mixed into the schema's executor class: each event of a subscription gets its own memo of
+    collected subfields. graphql-core's per-event executors are shallow copies sharing the
+    subscription's memo, keyed by the identity of field lists made anew for every event and
+    keeping them alive — about 1.5 KB per delivered event, held as long as the subscription
+    runs and then, the executor being in a reference cycle, until a full garbage collection."""
+
+    _scoped_per_event = True
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        executor = super().build_per_event_executor(payload)  # type: ignore[misc]
+        if hasattr(executor, "_relevant_sub_fields"):
+            executor._relevant_sub_fields = {}
+        if hasattr(executor, "_stream_usages"):
+            executor._stream_usages = RefMap()
+        return executor
+
+
+def _scope_events(schema: Any) -> None:
+    """Give ``schema`` (a Strawberry schema) an executor class that scopes memos to one event."""
+    current = getattr(schema, "execution_context_class", None)
+    if current is not None and not getattr(current, "_scoped_per_event", False):
+        schema.execution_context_class = type(f"EventScoped{current.__name__}", (_EventScoped, current), {})
 
 
 class _Subscriber:
@@ -64,14 +106,20 @@ class _SharedExecution:
     def __init__(self, fanout: Fanout, key: tuple, run: Callable[[], Any]) -> None:
         self.fanout, self.key = fanout, key
         self.subscribers: set[_Subscriber] = set()
+        #: whether an event is being resolved into a result (the stream says so)
+        self.consumer = Consumer()
+        self.stopping = False
         self.task = asyncio.create_task(self._run(run), name=f"fanout:{key[0]}")
 
     async def _run(self, run: Callable[[], Any]) -> None:
+        CONSUMER.set(self.consumer)  # in this task's context: the stream marks the events it hands out
         try:
             source = await run()
             async with contextlib.aclosing(source):
                 async for result in source:
                     self._broadcast(result if isinstance(result, PreExecutionError) else _encoded(result))
+                    if self.stopping:
+                        return  # closed here, between results: nothing is left half-resolved
         except Exception as error:
             self._broadcast(ExecutionResult(data=None, errors=[GraphQLError(str(error), original_error=error)]))
         finally:
@@ -86,6 +134,14 @@ class _SharedExecution:
                 self.subscribers.discard(subscriber)
             else:
                 subscriber.push(item)
+
+    def stop(self) -> None:
+        """End the execution without cutting a result short: at once if it is waiting for the
+        next event, else right after the result it is resolving (cancelling graphql-core in the
+        middle of a result would leave its resolver coroutines never awaited)."""
+        self.stopping = True
+        if not self.consumer.busy:
+            self.task.cancel()
 
     async def follow(self) -> AsyncGenerator[Any, None]:
         subscriber = _Subscriber()
@@ -151,7 +207,7 @@ class Fanout:
     def _forget(self, execution: _SharedExecution) -> None:
         if self.executions.get(execution.key) is execution:
             del self.executions[execution.key]
-        execution.task.cancel()
+        execution.stop()
 
     @property
     def subscribers(self) -> int:
@@ -163,18 +219,25 @@ class _SharingSchema:
 
     def __init__(self, schema: Any, fanout: Fanout, make_context: Callable[[Any], Any], limits: Limits) -> None:
         self._schema, self._fanout, self._make_context, self._limits = schema, fanout, make_context, limits
+        _scope_events(schema)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._schema, name)
 
-    async def _shared_or(self, method: str, query: str, variable_values=None, context_value=None,
-                         root_value=None, operation_name=None):  # fmt: skip
+    async def _shared_or(self, query: str, variable_values=None, context_value=None, root_value=None,
+                         operation_name=None):  # fmt: skip
         refusal = self._refusal(query, variable_values, operation_name)
         if refusal is not None:
             return _refused(refusal)
         key = self._fanout.key(context_value, query, variable_values, operation_name)
         if key is None:
-            return await getattr(self._schema, method)(
+            if _kind(query, operation_name) == ALONE:
+                # a stream of its own gets a context of its own: its per-event loaders are not
+                # the connection's, which other operations on the socket use at the same time
+                context_value = self._make_context(context_value)
+            # ``stream`` runs any operation: a query or mutation over graphql-ws too (Strawberry's
+            # graphql-ws handler asks for ``subscribe``, which refuses them)
+            return await self._schema.stream(
                 query, variable_values=variable_values, context_value=context_value,
                 root_value=root_value, operation_name=operation_name,
             )  # fmt: skip
@@ -201,10 +264,11 @@ class _SharingSchema:
         return too_complex(limits, document, self._schema._schema, variables or {}, operation_name)
 
     async def stream(self, query: str, **kwargs: Any):
-        return await self._shared_or("stream", query, **kwargs)
+        return await self._shared_or(query, **kwargs)
 
     async def subscribe(self, query: str, **kwargs: Any):
-        return await self._shared_or("subscribe", query, **kwargs)
+        """What Strawberry's graphql-ws handler calls, for any operation: answered as ``stream``."""
+        return await self._shared_or(query, **kwargs)
 
 
 def _over_limit(handler: Any, open_operations: dict, operation_id: str) -> bool:
