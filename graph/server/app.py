@@ -244,7 +244,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     db = Database(settings.database_url, one_hop_sqlite=settings.one_hop_sqlite)
     broker = broker_from_url(settings.broker_url)
-    live = Live(db, broker, poll_interval=settings.live_poll_seconds)
+    live = Live(db, broker, poll_interval=settings.live_poll_seconds, give_up_after=settings.live_give_up_seconds)
     services = Services(settings, db, broker, deployment_hooks(), KeyRing(db), live, Fanout())
     graphql_app = SupportGraphQL(services)
 

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     graphiql: bool = True
     #: how often live feeds re-read the log when no wake-up came (a lost wake-up's worst latency)
     live_poll_seconds: float = Field(10.0, gt=0)
+    #: how long a live feed retries an unreadable log before it ends its streams (clients resume with after:)
+    live_give_up_seconds: float = Field(300.0, gt=0)
     #: answer plain list pages through the compiled path (graph/fastpath.py)
     fast_path: bool = True
     #: SQLite through the one-hop adapter (models/db/sqlite_driver.py); False: aiosqlite as SQLAlchemy ships it
