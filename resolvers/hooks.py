@@ -61,23 +61,11 @@ class Hooks:
 
     def before(self, *event_types: str) -> Callable[[Hook], Hook]:
         """Decorator: run the hook before the change of these events is applied."""
-
-        def register(hook: Hook) -> Hook:
-            for event_type in event_types:
-                self._before[event_type].append(hook)
-            return hook
-
-        return register
+        return _registrar(self._before, event_types)
 
     def after(self, *event_types: str) -> Callable[[Hook], Hook]:
         """Decorator: run the hook after these events are appended, in the same transaction."""
-
-        def register(hook: Hook) -> Hook:
-            for event_type in event_types:
-                self._after[event_type].append(hook)
-            return hook
-
-        return register
+        return _registrar(self._after, event_types)
 
     def remove(self, hook: Hook) -> None:
         """Unregister ``hook`` from every event type it was registered for."""
@@ -93,6 +81,15 @@ class Hooks:
     async def run_after(self, change: Change) -> None:
         for hook in self._after.get(change.event_type, ()):
             await _run(hook, change, "after")
+
+
+def _registrar(table: dict[str, list[Hook]], event_types: tuple[str, ...]) -> Callable[[Hook], Hook]:
+    def register(hook: Hook) -> Hook:
+        for event_type in event_types:
+            table[event_type].append(hook)
+        return hook
+
+    return register
 
 
 Registration = Callable[[Hooks], None]
