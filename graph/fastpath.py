@@ -14,30 +14,37 @@ resolvers), one statement per entity kind and level of relations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from graphql import (
     BooleanValueNode,
     FieldNode,
     GraphQLError,
     IntValueNode,
+    NamedTypeNode,
     NullValueNode,
     OperationDefinitionNode,
     OperationType,
+    SelectionNode,
+    SelectionSetNode,
     StringValueNode,
     VariableNode,
     specified_rules,
 )  # fmt: skip
 from sqlalchemy import and_, bindparam, select
+from sqlalchemy.sql import ColumnElement, Select
+from sqlmodel import col
 
 from graph.documents import DocumentCache, merge_fields
+from graph.fastpath_plan import Node, Plan, Row
 from graph.schema import document_errors
 from graph.schema import schema as full_schema
 from graph.validation import Limits, limit_errors, parsed
-from models.base import ENTITIES
-from models.db.plain import ids_value, in_ids
+from models.base import ENTITIES, Entity
+from models.db.engine import Database
+from models.db.plain import Compiled, PlainReads, Read, ids_value, in_ids
 from models.history import api_names
 from resolvers import query
 from resolvers.errors import DomainError
@@ -51,46 +58,10 @@ LISTS = {
 #: argument → the GraphQL type a variable for it must be declared with
 ARGUMENTS = {"first": "Int", "last": "Int", "after": "String", "before": "String", "includeDeleted": "Boolean"}
 PAGE_INFO = {"hasNextPage", "hasPreviousPage", "startCursor", "endCursor"}
-
-
-@dataclass
-class Node:
-    """What to build for each row of one entity kind."""
-
-    kind: type
-    scalars: list[tuple[str, str, Any]] = field(default_factory=list)  # (key, column, convert)
-    relations: list[tuple[str, str, Node]] = field(default_factory=list)  # (key, column, node)
-    typename: list[str] = field(default_factory=list)
-    order: list[str] = field(default_factory=list)  # every key, in the document's order
-
-    @property
-    def columns(self) -> list[str]:
-        """The columns to read: no more than the document asks for."""
-        wanted = ["id", *(c for _, c, _ in self.scalars), *(c for _, c, _ in self.relations)]
-        return list(dict.fromkeys(wanted))
-
-
-@dataclass
-class Plan:
-    key: str
-    kind: type
-    arguments: dict[str, tuple[str, Any]]  # name → ("value", v) | ("variable", name)
-    parts: list[tuple[str, str, Any]]  # (key, part, detail)
-    keys: list  # the list's sort keys (the default order), for the page and its cursors
-    document: Any = None
-    #: the limits held to at run time, when a page size is a variable (else checked once, here)
-    limits: Limits | None = None
-    #: compiled page statements, per page shape and dialect (filled as they are first needed)
-    statements: dict[tuple, Any] = field(default_factory=dict)
-
-    @property
-    def cursors(self) -> bool:
-        """Whether the answer shows any cursor (edges' or pageInfo's)."""
-        return any(
-            (part == "edges" and any(what == "cursor" for _, what, _ in detail))
-            or (part == "pageInfo" and any(name in ("startCursor", "endCursor") for _, name in detail))
-            for _, part, detail in self.parts
-        )  # fmt: skip
+#: the literal an argument of each GraphQL type may be written as
+LITERALS: dict[str, type[IntValueNode | StringValueNode | BooleanValueNode]] = {
+    "Int": IntValueNode, "String": StringValueNode, "Boolean": BooleanValueNode,
+}  # fmt: skip
 
 
 def _iso(value: Any) -> Any:
@@ -125,15 +96,16 @@ def _compile(source: str, operation_name: str | None, limits: Limits) -> Plan | 
         return None
     if operation.directives or len(operation.selection_set.selections) != 1:
         return None
-    declared = {}
+    declared: dict[str, str | None] = {}
     for definition in operation.variable_definitions or ():
         if definition.directives or definition.default_value is not None:
             return None
-        declared[definition.variable.name.value] = getattr(definition.type, "name", None) and definition.type.name.value
+        type_ = definition.type
+        declared[definition.variable.name.value] = type_.name.value if isinstance(type_, NamedTypeNode) else None
     root = operation.selection_set.selections[0]
     if not _plain_field(root) or root.name.value not in LISTS or root.selection_set is None:
         return None
-    arguments = {}
+    arguments: dict[str, tuple[str, Any]] = {}
     for argument in root.arguments or ():
         name, value = argument.name.value, argument.value
         if name not in ARGUMENTS:
@@ -144,19 +116,19 @@ def _compile(source: str, operation_name: str | None, limits: Limits) -> Plan | 
             arguments[name] = ("variable", value.name.value)
         elif isinstance(value, NullValueNode):
             arguments[name] = ("value", None)
-        elif isinstance(
-            value, {"Int": IntValueNode, "String": StringValueNode, "Boolean": BooleanValueNode}[ARGUMENTS[name]]
-        ):
+        elif isinstance(value, LITERALS[ARGUMENTS[name]]):
             raw = value.value
             arguments[name] = ("value", int(raw) if ARGUMENTS[name] == "Int" else raw)
         else:
             return None
     kind = ENTITIES[LISTS[root.name.value]]
-    root = merge_fields(root)
-    parts = None if root is None else _connection(root, kind)
+    merged = merge_fields(root)
+    if merged is None or merged.selection_set is None:
+        return None
+    parts = _connection(merged.selection_set, kind)
     if parts is None or document_errors(full_schema._schema, source, document, RULES):
         return None
-    plan = Plan(_key(root), kind, arguments, parts, query.order_keys(kind), document)
+    plan = Plan(_key(merged), kind, arguments, parts, query.order_keys(kind), document)
     if any(how == "variable" and name in ("first", "last") for name, (how, _) in arguments.items()):
         plan.limits = limits
     elif limit_errors(full_schema._schema, document, limits, {}, operation_name):
@@ -164,7 +136,7 @@ def _compile(source: str, operation_name: str | None, limits: Limits) -> Plan | 
     return plan
 
 
-def _plain_field(node: Any) -> bool:
+def _plain_field(node: SelectionNode) -> TypeGuard[FieldNode]:
     return isinstance(node, FieldNode) and not node.directives
 
 
@@ -172,9 +144,9 @@ def _key(node: FieldNode) -> str:
     return node.alias.value if node.alias else node.name.value
 
 
-def _connection(root: FieldNode, kind: type) -> list | None:
-    parts = []
-    for selection in root.selection_set.selections:
+def _connection(root: SelectionSetNode, kind: type[Entity]) -> list[tuple[str, str, Any]] | None:
+    parts: list[tuple[str, str, Any]] = []
+    for selection in root.selections:
         if not _plain_field(selection):
             return None
         name = selection.name.value
@@ -183,12 +155,12 @@ def _connection(root: FieldNode, kind: type) -> list | None:
         elif name == "__typename" and not selection.arguments:
             parts.append((_key(selection), "typename", f"{kind.type_name}Connection"))
         elif name == "nodes" and selection.selection_set and not selection.arguments:
-            node = _node(selection, kind)
+            node = _node(selection.selection_set, kind)
             if node is None:
                 return None
             parts.append((_key(selection), "nodes", node))
         elif name == "pageInfo" and selection.selection_set and not selection.arguments:
-            keys = []
+            keys: list[tuple[str, str]] = []
             for item in selection.selection_set.selections:
                 if not _plain_field(item) or item.arguments or item.selection_set:
                     return None
@@ -200,14 +172,14 @@ def _connection(root: FieldNode, kind: type) -> list | None:
                     return None
             parts.append((_key(selection), "pageInfo", keys))
         elif name == "edges" and selection.selection_set and not selection.arguments:
-            edge = []
+            edge: list[tuple[str, str, Any]] = []
             for item in selection.selection_set.selections:
                 if not _plain_field(item) or item.arguments:
                     return None
                 if item.name.value == "cursor" and not item.selection_set:
                     edge.append((_key(item), "cursor", None))
                 elif item.name.value == "node" and item.selection_set:
-                    node = _node(item, kind)
+                    node = _node(item.selection_set, kind)
                     if node is None:
                         return None
                     edge.append((_key(item), "node", node))
@@ -221,13 +193,13 @@ def _connection(root: FieldNode, kind: type) -> list | None:
     return parts
 
 
-def _node(selection: FieldNode, kind: type, depth: int = 0) -> Node | None:
+def _node(selection: SelectionSetNode, kind: type[Entity], depth: int = 0) -> Node | None:
     if depth > 3:
         return None
     columns = {api: column for column, api in api_names(kind).items() if column != "tenant"}
     relations = references(kind)
     node = Node(kind)
-    for item in selection.selection_set.selections:
+    for item in selection.selections:
         if not _plain_field(item) or item.arguments:
             return None
         name = item.name.value
@@ -241,7 +213,7 @@ def _node(selection: FieldNode, kind: type, depth: int = 0) -> Node | None:
         if column in relations:
             if not item.selection_set:
                 return None
-            child = _node(item, relations[column], depth + 1)
+            child = _node(item.selection_set, relations[column], depth + 1)
             if child is None:
                 return None
             node.relations.append((_key(item), column, child))
@@ -259,9 +231,9 @@ def _node(selection: FieldNode, kind: type, depth: int = 0) -> Node | None:
 # page shape and dialect, the relations' once per database, kind and columns (plans share them).
 
 
-async def run(plan: Plan, variables: dict[str, Any], db: Any, tenant: str) -> dict[str, Any] | None:
+async def run(plan: Plan, variables: dict[str, Any], db: Database, tenant: str) -> dict[str, Any] | None:
     """The ``data`` of the plan's answer, or None where the full path must answer (an error)."""
-    arguments = {}
+    arguments: dict[str, Any] = {}
     for name, (how, value) in plan.arguments.items():
         arguments[name] = variables.get(value) if how == "variable" else value
         expected = {"Int": int, "String": str, "Boolean": bool}[ARGUMENTS[name]]
@@ -289,7 +261,9 @@ async def run(plan: Plan, variables: dict[str, Any], db: Any, tenant: str) -> di
     return await db.plain.run(_read(plan, statements, values, size, from_end, after, before, db.plain, tenant))
 
 
-def _page_statements(plan: Plan, db: Any, keys: list, shape: tuple) -> dict[str, Any]:
+def _page_statements(
+    plan: Plan, db: Database, keys: list[tuple[ColumnElement[Any], bool]], shape: tuple[Any, ...]
+) -> dict[str, Compiled]:
     dialect, size, from_end, has_after, has_before, include_deleted = shape
     kind = plan.kind
     condition = query.list_condition(kind, tenant=bindparam("tenant"), dialect=dialect, include_deleted=include_deleted)
@@ -304,7 +278,10 @@ def _page_statements(plan: Plan, db: Any, keys: list, shape: tuple) -> dict[str,
     return {"page": db.plain.compile(page), "count": db.plain.compile(query.count_statement(kind, condition))}
 
 
-def _read(plan: Plan, statements: dict, values: dict, size: int, from_end: bool, after, before, plain, tenant: str):
+def _read(
+    plan: Plan, statements: dict[str, Compiled], values: dict[str, Any], size: int, from_end: bool,
+    after: list[Any] | None, before: list[Any] | None, plain: PlainReads, tenant: str,
+) -> Read[dict[str, Any]]:  # fmt: skip
     """The plain read of a plan (a generator: see models.db.plain)."""
     result_rows = yield statements["page"], values
     more = len(result_rows) > size
@@ -323,7 +300,7 @@ def _read(plan: Plan, statements: dict, values: dict, size: int, from_end: bool,
         elif part == "nodes":
             result[key] = yield from _build(detail, rows, plain, tenant)
         elif part == "edges":
-            edges: list[dict] = [{} for _ in rows]
+            edges: list[Row] = [{} for _ in rows]
             for edge_key, what, node in detail:
                 if what == "cursor":
                     for edge, cursor in zip(edges, cursors):
@@ -352,27 +329,27 @@ def _columns(plan: Plan) -> list[str]:
     return list(dict.fromkeys(c for node in nodes for c in node.columns)) or ["id"]
 
 
-def _build(node: Node, rows: list[dict | None], plain: Any, tenant: str):
+def _build(node: Node, rows: Sequence[Row | None], plain: PlainReads, tenant: str) -> Read[list[Row | None]]:
     """Response objects for ``rows`` (None for a missing relation), relations batched per kind
     (a generator of statements, like the read it is part of)."""
-    objects: list[dict | None] = []
+    objects: list[Row | None] = []
     for row in rows:
         if row is None:
             objects.append(None)
             continue
-        item = dict.fromkeys(node.order)  # the document's key order, whatever is filled first
+        item: Row = dict.fromkeys(node.order)  # the document's key order, whatever is filled first
         for key, column, convert in node.scalars:
             value = row[column]
             item[key] = convert(value) if convert is not None else value
         for key in node.typename:
             item[key] = node.kind.type_name
         objects.append(item)
-    by_kind: dict[type, tuple[set[str], dict[str, None]]] = {}
+    by_kind: dict[type[Entity], tuple[set[str], dict[str, None]]] = {}
     for _, column, child in node.relations:
         ids, columns = by_kind.setdefault(child.kind, (set(), {}))
         ids.update(ref for row in rows if row is not None and (ref := row[column]) is not None)
         columns.update(dict.fromkeys(child.columns))
-    fetched: dict[type, dict[str, dict]] = {}
+    fetched: dict[type[Entity], dict[str, Row]] = {}
     for kind, (ids, columns) in by_kind.items():
         if not ids:
             fetched[kind] = {}
@@ -382,16 +359,16 @@ def _build(node: Node, rows: list[dict | None], plain: Any, tenant: str):
         fetched[kind] = {row["id"]: row for row in found}
     for key, column, child in node.relations:
         targets = [None if row is None or row[column] is None else fetched[child.kind].get(row[column]) for row in rows]
-        for item, value in zip(objects, (yield from _build(child, targets, plain, tenant))):
-            if item is not None:
-                item[key] = value
+        for obj, value in zip(objects, (yield from _build(child, targets, plain, tenant))):
+            if obj is not None:
+                obj[key] = value
     return objects
 
 
-def _by_id_statement(plain: Any, kind: type, columns: tuple[str, ...]) -> Any:
-    def build() -> Any:
+def _by_id_statement(plain: PlainReads, kind: type[Entity], columns: tuple[str, ...]) -> Compiled:
+    def build() -> Select[*tuple[Any, ...]]:
         table = kind.__table__.columns
-        condition = and_(kind.tenant == bindparam("tenant"), in_ids(kind.id, plain.dialect.name))
+        condition = and_(col(kind.tenant) == bindparam("tenant"), in_ids(col(kind.id), plain.dialect.name))
         return select(*(table[c] for c in columns)).where(condition)
 
     return plain.compiled(("fastpath by id", kind, columns), build)

@@ -13,14 +13,17 @@ import operator
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import Boolean, String, Text, and_, case, cast, exists, false, func, literal, not_, or_, select, true
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.schema import Column
 from sqlalchemy.sql import ColumnElement, Select
+from sqlalchemy.sql.expression import ColumnClause
 from sqlalchemy.sql.expression import column as sql_column
 
+from models.base import TableClass
 from models.db.engine import Database
 from models.db.plain import as_entity
 from resolvers.errors import BadInput
@@ -31,6 +34,8 @@ MAX_PAGE = 100
 #: below the drivers' limits on bound parameters (asyncpg 32,767; SQLite 32,766)
 MAX_LIST_VALUES = 1_000
 MAX_WHERE_VALUES = 5_000
+
+K = TypeVar("K", bound=TableClass)
 
 
 @dataclass
@@ -60,7 +65,7 @@ def page_size(first: int | None, last: int | None) -> tuple[int, bool]:
 # --- filters -----------------------------------------------------------------------------------
 
 
-def field_column(kind: type, name: str) -> ColumnElement:
+def field_column(kind: type[TableClass], name: str) -> Column[Any]:
     columns = kind.__table__.columns
     if name in columns:
         return columns[name]
@@ -69,7 +74,7 @@ def field_column(kind: type, name: str) -> ColumnElement:
     raise BadInput(f"Cannot filter {kind.__name__} by {name!r}")
 
 
-def compile_where(kind: type, where: dict[str, Any] | None, dialect: str) -> ColumnElement:
+def compile_where(kind: type[TableClass], where: dict[str, Any] | None, dialect: str) -> ColumnElement[bool]:
     """The SQL condition for a ``where`` document (``true()`` when empty); a list over
     ``MAX_LIST_VALUES`` or a document over ``MAX_WHERE_VALUES`` values is ``BadInput``."""
     check_size(where)
@@ -106,10 +111,10 @@ def _api_name(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def _compile_where(kind: type, where: dict[str, Any] | None, dialect: str) -> ColumnElement:
+def _compile_where(kind: type[TableClass], where: dict[str, Any] | None, dialect: str) -> ColumnElement[bool]:
     if not where:
         return true()
-    parts: list[ColumnElement] = []
+    parts: list[ColumnElement[bool]] = []
     for name, spec in where.items():
         if spec is None:
             continue
@@ -129,7 +134,7 @@ def _compile_where(kind: type, where: dict[str, Any] | None, dialect: str) -> Co
 _COMPARISONS = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
 
 
-def _operator(column, op: str, value: Any, dialect: str) -> ColumnElement:
+def _operator(column: Column[Any], op: str, value: Any, dialect: str) -> ColumnElement[bool]:
     nullable = column.nullable
     if op == "is_null":
         return column.is_(None) if value else column.is_not(None)
@@ -138,7 +143,8 @@ def _operator(column, op: str, value: Any, dialect: str) -> ColumnElement:
     if any(isinstance(v, str) and "\x00" in v for v in (value if isinstance(value, list) else [value])):
         raise BadInput("Filter values must not contain NUL characters")
     if op == "eq":
-        return column == value
+        equal: ColumnElement[bool] = column == value  # Any matches both of Column.__eq__'s overloads
+        return equal
     if op == "ne":
         return or_(column != value, column.is_(None)) if nullable else column != value
     if op == "in_":
@@ -146,7 +152,8 @@ def _operator(column, op: str, value: Any, dialect: str) -> ColumnElement:
     if op == "nin":
         return or_(column.not_in(value), column.is_(None)) if nullable else column.not_in(value)
     if op in _COMPARISONS:
-        return _COMPARISONS[op](column, value)
+        compared: ColumnElement[bool] = _COMPARISONS[op](column, value)  # typeshed's operator.gt returns Any
+        return compared
     if op == "contains":
         return func.lower(column).contains(value.lower(), autoescape=True)
     if op == "has_any":
@@ -154,7 +161,7 @@ def _operator(column, op: str, value: Any, dialect: str) -> ColumnElement:
             return false()
         if dialect == "postgresql":
             return column.op("?|", is_comparison=True)(cast(postgresql.array(value), postgresql.ARRAY(Text)))
-        element = sql_column("value")
+        element: ColumnClause[Any] = sql_column("value")
         return exists(select(literal(1)).select_from(func.json_each(column)).where(element.in_(value)))
     raise BadInput(f"Unknown operator {op!r}")
 
@@ -162,7 +169,7 @@ def _operator(column, op: str, value: Any, dialect: str) -> ColumnElement:
 # --- order and cursors -------------------------------------------------------------------------
 
 
-def sort_expression(kind: type, name: str) -> ColumnElement:
+def sort_expression(kind: type[TableClass], name: str) -> ColumnElement[Any]:
     """A NULL-free expression to sort by; enums sort in their declared order (LOW < URGENT)."""
     column = kind.__table__.columns[name]
     enum = column.info.get("enum")
@@ -179,7 +186,7 @@ def encode_cursor(values: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, keys: list[tuple[ColumnElement, bool]]) -> list[Any]:
+def decode_cursor(cursor: str, keys: list[tuple[ColumnElement[Any], bool]]) -> list[Any]:
     try:
         values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError, orjson.JSONDecodeError):
@@ -208,7 +215,7 @@ def decode_cursor(cursor: str, keys: list[tuple[ColumnElement, bool]]) -> list[A
     return decoded
 
 
-def _after(keys: list[tuple[ColumnElement, bool]], values: list[Any]) -> ColumnElement:
+def _after(keys: list[tuple[ColumnElement[Any], bool]], values: list[Any]) -> ColumnElement[bool]:
     """Rows strictly after ``values`` in the order ``keys`` (lexicographic keyset)."""
     alternatives = []
     for i, (expression, descending) in enumerate(keys):
@@ -221,7 +228,7 @@ def _after(keys: list[tuple[ColumnElement, bool]], values: list[Any]) -> ColumnE
 # --- the query ---------------------------------------------------------------------------------
 
 
-def order_keys(kind: type, order: Sequence[tuple[str, bool]] = ()) -> list[tuple[ColumnElement, bool]]:
+def order_keys(kind: type[TableClass], order: Sequence[tuple[str, bool]] = ()) -> list[tuple[ColumnElement[Any], bool]]:
     """The sort keys of a list: ``order`` (``[(column, descending)]``), then id to break ties.
 
     Without an order, lists are oldest first (events: commit order).
@@ -233,22 +240,23 @@ def order_keys(kind: type, order: Sequence[tuple[str, bool]] = ()) -> list[tuple
 
 
 def list_condition(
-    kind: type, *, tenant: Any, dialect: str, where: dict[str, Any] | None = None,
+    kind: type[TableClass], *, tenant: Any, dialect: str, where: dict[str, Any] | None = None,
     scope: dict[str, Any] | None = None, include_deleted: bool = False,
-) -> ColumnElement:  # fmt: skip
+) -> ColumnElement[bool]:  # fmt: skip
     """Which rows of ``kind`` a list holds, before paging (``tenant`` may be a bind parameter)."""
-    condition = and_(kind.tenant == tenant, compile_where(kind, where, dialect))
+    table = kind.__table__
+    condition = and_(table.c.tenant == tenant, compile_where(kind, where, dialect))
     for name, value in (scope or {}).items():
-        condition = and_(condition, kind.__table__.columns[name] == value)
+        condition = and_(condition, table.columns[name] == value)
     if hasattr(kind, "deleted_at") and not include_deleted:
-        condition = and_(condition, kind.deleted_at.is_(None))
+        condition = and_(condition, table.c.deleted_at.is_(None))
     return condition
 
 
 def page_statement(
-    condition: ColumnElement, keys: list[tuple[ColumnElement, bool]], selected: Sequence[Any], *,
+    condition: ColumnElement[bool], keys: list[tuple[ColumnElement[Any], bool]], selected: Sequence[Any], *,
     size: int, from_end: bool, after: Sequence[Any] | None = None, before: Sequence[Any] | None = None,
-) -> Select:  # fmt: skip
+) -> Select[*tuple[Any, ...]]:  # fmt: skip
     """One page: ``selected``, then the sort keys labelled ``_k0…`` (for cursors), one row more
     than ``size`` (to tell whether there is a next page). ``after`` and ``before`` are the
     decoded cursor values (or bind parameters standing for them)."""
@@ -266,13 +274,13 @@ def page_statement(
     )
 
 
-def count_statement(kind: type, condition: ColumnElement) -> Select:
+def count_statement(kind: type[TableClass], condition: ColumnElement[bool]) -> Select[int]:
     return select(func.count()).select_from(kind).where(condition)
 
 
 async def find(
     db: Database,
-    kind: type,
+    kind: type[TableClass],
     *,
     tenant: str,
     where: dict[str, Any] | None = None,
@@ -297,7 +305,7 @@ async def find(
         before=None if before is None else decode_cursor(before, keys),
     )  # fmt: skip
     async with db.reading() as session:
-        result = (await session.execute(statement)).all()
+        result = list((await session.execute(statement)).all())
     more = len(result) > size
     result = result[:size]
     if from_end:
@@ -318,13 +326,14 @@ async def find(
     )
 
 
-async def get(db: Database, kind: type, *, tenant: str, id_: str, include_deleted: bool = True):
+async def get(db: Database, kind: type[K], *, tenant: str, id_: str, include_deleted: bool = True) -> K | None:
     """One entity of ``tenant`` by id, or None."""
-    condition = and_(kind.id == id_, kind.tenant == tenant)
+    table = kind.__table__
+    condition = and_(table.c.id == id_, table.c.tenant == tenant)
     if not include_deleted and hasattr(kind, "deleted_at"):
-        condition = and_(condition, kind.deleted_at.is_(None))
+        condition = and_(condition, table.c.deleted_at.is_(None))
     async with db.reading() as session:
-        row = (await session.execute(select(*kind.__table__.columns).where(condition))).first()
+        row = (await session.execute(select(*table.columns).where(condition))).first()
     return None if row is None else as_entity(kind, row._asdict())
 
 
@@ -334,7 +343,7 @@ async def get(db: Database, kind: type, *, tenant: str, id_: str, include_delete
 # checks the two agree.
 
 
-def matches(kind: type, where: dict[str, Any] | None, entity: Any) -> bool:
+def matches(kind: type[TableClass], where: dict[str, Any] | None, entity: Any) -> bool:
     """Whether ``entity`` satisfies ``where``, with the semantics of ``compile_where``."""
     for name, spec in (where or {}).items():
         if spec is None:
@@ -348,7 +357,7 @@ def matches(kind: type, where: dict[str, Any] | None, entity: Any) -> bool:
         else:
             column = field_column(kind, name)
             value = getattr(entity, column.name)
-            ok = all(_holds(op, value, operand, column.nullable) for op, operand in spec.items())
+            ok = all(_holds(op, value, operand, bool(column.nullable)) for op, operand in spec.items())
         if not ok:
             return False
     return True
@@ -366,11 +375,11 @@ def _holds(op: str, value: Any, operand: Any, nullable: bool) -> bool:
     if value is None:
         return False
     if op == "eq":
-        return value == operand
+        return bool(value == operand)
     if op == "in_":
         return value in operand
     if op in _COMPARISONS:
-        return _COMPARISONS[op](value, operand)
+        return bool(_COMPARISONS[op](value, operand))
     if op == "contains":
         return operand.lower() in value.lower()
     if op == "has_any":

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import strawberry
 from strawberry import UNSET, Maybe
@@ -21,7 +21,11 @@ from graph.types.filters import (
     TicketChannelFilter,
     TicketStatusFilter,
 )  # fmt: skip
+from models.entities import Ticket as TicketRow
 from models.enums import Priority, TicketChannel, TicketStatus
+
+if TYPE_CHECKING:  # a lazy type: imported only for the checker
+    from graph.types.subscription import Subscription
 
 TicketVerb = verb_enum("Ticket")
 
@@ -52,9 +56,9 @@ class Ticket(Node, MetaFields):
         description="The organization's current billing subscription (ACTIVE, TRIALING or PAST_DUE before CANCELLED)."
     )
     async def subscription(
-        self, info: Info
-    ) -> Optional[Annotated["Subscription", strawberry.lazy("graph.types.subscription")]]:  # noqa: F821
-        return await info.context.loaders.current_subscription(self.organization_id)
+        self, root: TicketRow, info: Info
+    ) -> Optional[Annotated["Subscription", strawberry.lazy("graph.types.subscription")]]:
+        return await info.context.loaders.current_subscription(root.organization_id)
 
     is_type_of = is_row_of("Ticket")
 
