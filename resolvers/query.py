@@ -339,8 +339,7 @@ async def get(db: Database, kind: type[K], *, tenant: str, id_: str, include_del
 
 # --- the same filters, on one entity in memory ---------------------------------------------------
 # Live streams filter the state *after each event*, which is not a row in the table any more.
-# ``matches`` mirrors ``compile_where`` operator for operator; tests/test_where_equivalence.py
-# checks the two agree.
+# ``matches`` mirrors ``compile_where`` operator for operator.
 
 
 def matches(kind: type[TableClass], where: dict[str, Any] | None, entity: Any) -> bool:
