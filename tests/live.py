@@ -48,9 +48,13 @@ class LiveServer:
 
     def start(self) -> LiveServer:
         def run() -> None:
-            self.loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self.loop)
-            self.loop.run_until_complete(self.server.serve())
+            self.loop = loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.server.serve())
+            finally:  # a loop left open is a ResourceWarning (its self-pipe) in whichever test runs next
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
 
         self.thread = threading.Thread(target=run, name="live-server", daemon=True)
         self.thread.start()
