@@ -5,11 +5,12 @@ listening, replaying and de-duplicating.
 """
 
 from collections.abc import AsyncGenerator
-from typing import Optional
+from typing import Any, Optional, TypeVar
 
 import strawberry
 from strawberry import UNSET
 from strawberry.types import Info
+from strawberry.types.unset import UnsetType
 
 from graph.types.common import plain
 from graph.types.event import Event
@@ -24,10 +25,11 @@ from resolvers.query import matches
 @strawberry.type(description="A ticket event with the ticket as it stood right after it.")
 class TicketEvent:
     event: Event
-    ticket: Ticket
+    # the row itself, exposed as the ``Ticket`` type (as the ticket mutations return it)
+    ticket: TicketRow = strawberry.field(graphql_type=Ticket)
 
 
-def _renew(context) -> None:
+def _renew(context: Any) -> None:
     """Fresh loaders for the next event (nothing cached across events). The old ones are let go
     of at once: a ``Loaders`` and its DataLoaders refer to each other (their load functions close
     over it), so, left to the cycle collector, one set per delivered event — with the rows and
@@ -41,8 +43,11 @@ def _renew(context) -> None:
         table.clear()
 
 
-def _given(value):
-    return None if value is UNSET else value
+T = TypeVar("T")
+
+
+def _given(value: T | UnsetType) -> T | None:
+    return None if isinstance(value, UnsetType) else value  # UNSET is its only instance
 
 
 @strawberry.type(name="Live", description="Live streams (the root subscription type).")

@@ -3,36 +3,43 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TypeVar, cast
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from models.base import Entity
 from models.db.engine import Database
 from models.event import Event
 from models.history import replay
 
+EntityT = TypeVar("EntityT", bound=Entity)
+
 
 async def as_of(db: Database, kind: type[Entity], *, tenant: str, id_: str, when: datetime) -> Entity | None:
     """The entity as it stood at ``when``, replayed from its events (None if not yet created)."""
     async with db.reading() as session:
-        events = await _history(session, tenant, id_, Event.timestamp <= when)
+        events = await _history(session, tenant, id_, col(Event.timestamp) <= when)
     return replay(kind, tenant, events)
 
 
-async def state_after(db: Database, kind: type[Entity], *, tenant: str, event: Event) -> Entity | None:
+async def state_after(db: Database, kind: type[EntityT], *, tenant: str, event: Event) -> EntityT | None:
     """The entity as it stood right after ``event``: the current row when nothing has happened
     to it since, otherwise replayed from its events up to that one."""
     async with db.reading() as session:
-        current = (await session.execute(select(kind).where(kind.id == event.target, kind.tenant == tenant))).scalar()
+        statement = select(kind).where(col(kind.id) == event.target, col(kind.tenant) == tenant)
+        current = (await session.execute(statement)).scalar()
         if current is not None and current.version == event.version:
             return current
-        events = await _history(session, tenant, event.target, Event.seq <= event.seq)
-    return replay(kind, tenant, events)
+        events = await _history(session, tenant, event.target, col(Event.seq) <= event.seq)
+    # ``replay`` builds the entity with ``kind.model_validate``: an instance of ``kind``
+    return cast("EntityT | None", replay(kind, tenant, events))
 
 
-async def _history(session: AsyncSession, tenant: str, target: str, until: Any) -> list[Event]:
+async def _history(session: AsyncSession, tenant: str, target: str, until: ColumnElement[bool]) -> list[Event]:
     """An entity's events up to a bound, in commit order."""
-    statement = select(Event).where(Event.tenant == tenant, Event.target == target, until).order_by(Event.seq)
+    statement = (
+        select(Event).where(col(Event.tenant) == tenant, col(Event.target) == target, until).order_by(col(Event.seq))
+    )
     return list((await session.execute(statement)).scalars())

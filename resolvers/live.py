@@ -22,8 +22,10 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import ColumnElement, and_, func, select
+from sqlmodel import col
 
 from models.db.engine import Database
 from models.event import Event
@@ -84,14 +86,14 @@ class EventFilter:
             and (self.target is None or event.target == self.target)
         )
 
-    def sql(self):
-        conditions = []
+    def sql(self) -> ColumnElement[bool] | None:
+        conditions: list[ColumnElement[bool]] = []
         if self.types:
-            conditions.append(Event.type.in_(self.types))
+            conditions.append(col(Event.type).in_(self.types))
         if self.entity_types:
-            conditions.append(Event.entity_type.in_(self.entity_types))
+            conditions.append(col(Event.entity_type).in_(self.entity_types))
         if self.target is not None:
-            conditions.append(Event.target == self.target)
+            conditions.append(col(Event.target) == self.target)
         return and_(*conditions) if conditions else None
 
 
@@ -132,7 +134,7 @@ class TenantFeed:
         self.taps: set[Tap] = set()
         self.cursor = 0
         self.wake = asyncio.Event()
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[None] | None = None
         self._unlisten: Callable[[], None] | None = None
         #: False while reads fail (an outage), until one succeeds again
         self.healthy = True
@@ -194,7 +196,7 @@ class TenantFeed:
         while True:
             batch = await read_after(self.db, self.tenant, self.cursor)
             if batch:
-                self.cursor = batch[-1].seq
+                self.cursor = _seq(batch[-1])
                 for tap in list(self.taps):
                     tap.push(batch)
             if len(batch) < BATCH:
@@ -278,7 +280,7 @@ class Live:
                 cursor = tap.start
             else:
                 async for event in replay(self.db, tenant, cursor, only):
-                    cursor = event.seq
+                    cursor = _seq(event)
                     if consumer is not None:
                         consumer.busy = True
                     yield event
@@ -291,7 +293,7 @@ class Live:
                     tap.overflowed = False
                     tap.queue.clear()
                     async for event in replay(self.db, tenant, cursor, only):
-                        cursor = event.seq
+                        cursor = _seq(event)
                         if consumer is not None:
                             consumer.busy = True
                         yield event
@@ -299,9 +301,10 @@ class Live:
                             consumer.busy = False
                 while tap.queue:
                     event = tap.queue.popleft()
-                    if event.seq <= cursor:
+                    seq = _seq(event)
+                    if seq <= cursor:
                         continue
-                    cursor = event.seq
+                    cursor = seq
                     if only.matches(event):
                         if consumer is not None:
                             consumer.busy = True
@@ -327,7 +330,7 @@ async def seq_of(db: Database, tenant: str, event_id: str) -> int:
     if type_of(event_id) != "Event":
         raise BadInput(f"after must be an event id (evt_…), not {event_id!r}", argument="after")
     async with db.reading() as session:
-        seq = await session.scalar(select(Event.seq).where(Event.id == event_id, Event.tenant == tenant))
+        seq = await session.scalar(select(col(Event.seq)).where(col(Event.id) == event_id, col(Event.tenant) == tenant))
     if seq is None:
         raise BadInput(f"No event {event_id!r} to resume after", argument="after")
     return seq
@@ -335,15 +338,21 @@ async def seq_of(db: Database, tenant: str, event_id: str) -> int:
 
 async def last_seq(db: Database, tenant: str) -> int:
     async with db.reading() as session:
-        return await session.scalar(select(func.coalesce(func.max(Event.seq), 0)).where(Event.tenant == tenant))
+        # ``func.coalesce`` is typed Any by SQLAlchemy; with a 0 fallback it is always an int
+        last: int = await session.scalar(
+            select(func.coalesce(func.max(col(Event.seq)), 0)).where(col(Event.tenant) == tenant)
+        )
+    return last
 
 
-async def read_after(db: Database, tenant: str, seq: int, condition=None, limit: int = BATCH) -> list[Event]:
-    statement = select(Event).where(Event.tenant == tenant, Event.seq > seq)
+async def read_after(
+    db: Database, tenant: str, seq: int, condition: ColumnElement[bool] | None = None, limit: int = BATCH
+) -> list[Event]:
+    statement = select(Event).where(col(Event.tenant) == tenant, col(Event.seq) > seq)
     if condition is not None:
         statement = statement.where(condition)
     async with db.reading() as session:
-        return list((await session.execute(statement.order_by(Event.seq).limit(limit))).scalars())
+        return list((await session.execute(statement.order_by(col(Event.seq)).limit(limit))).scalars())
 
 
 async def replay(db: Database, tenant: str, seq: int, only: EventFilter) -> AsyncIterator[Event]:
@@ -355,4 +364,10 @@ async def replay(db: Database, tenant: str, seq: int, only: EventFilter) -> Asyn
             yield event
         if len(batch) < BATCH:
             return
-        seq = batch[-1].seq
+        seq = _seq(batch[-1])
+
+
+def _seq(event: Event) -> int:
+    """A stored event's sequence number: assigned on append, never NULL in the log (only an
+    event not yet appended has none, and none of those reaches a feed or a replay)."""
+    return cast(int, event.seq)

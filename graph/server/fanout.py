@@ -165,9 +165,9 @@ def _encoded(result: ExecutionResult) -> ExecutionResult:
     """The result with its data encoded once, to be embedded as-is in every message."""
     if result.data is None:
         return result
-    return ExecutionResult(
-        data=orjson.Fragment(orjson.dumps(result.data)), errors=result.errors, extensions=result.extensions
-    )
+    data = orjson.Fragment(orjson.dumps(result.data))
+    # Strawberry types ``data`` as a dict; the Fragment (already JSON) is embedded as-is by orjson
+    return ExecutionResult(data=data, errors=result.errors, extensions=result.extensions)  # type: ignore[arg-type]
 
 
 def _too_slow() -> ExecutionResult:
@@ -224,8 +224,10 @@ class _SharingSchema:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._schema, name)
 
-    async def _shared_or(self, query: str, variable_values=None, context_value=None, root_value=None,
-                         operation_name=None):  # fmt: skip
+    async def _shared_or(
+        self, query: str, variable_values: dict[str, Any] | None = None, context_value: Any = None,
+        root_value: Any = None, operation_name: str | None = None,
+    ) -> Any:  # fmt: skip
         refusal = self._refusal(query, variable_values, operation_name)
         if refusal is not None:
             return _refused(refusal)
@@ -242,7 +244,7 @@ class _SharingSchema:
                 root_value=root_value, operation_name=operation_name,
             )  # fmt: skip
 
-        def run():
+        def run() -> Any:
             return self._schema.subscribe(
                 query, variable_values=variable_values, context_value=self._make_context(context_value),
                 root_value=root_value, operation_name=operation_name,
@@ -263,10 +265,10 @@ class _SharingSchema:
             return None  # Strawberry reports the syntax error itself
         return too_complex(limits, document, self._schema._schema, variables or {}, operation_name)
 
-    async def stream(self, query: str, **kwargs: Any):
+    async def stream(self, query: str, **kwargs: Any) -> Any:
         return await self._shared_or(query, **kwargs)
 
-    async def subscribe(self, query: str, **kwargs: Any):
+    async def subscribe(self, query: str, **kwargs: Any) -> Any:
         """What Strawberry's graphql-ws handler calls, for any operation: answered as ``stream``."""
         return await self._shared_or(query, **kwargs)
 
@@ -289,7 +291,8 @@ def sharing_handlers(fanout: Fanout, make_context: Callable[[Any], Any], limits:
     class TransportWS(BaseGraphQLTransportWSHandler):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.schema = _SharingSchema(self.schema, fanout, make_context, limits)
+            # Strawberry types ``schema`` as BaseSchema; the wrapper stands in for it (it forwards the rest)
+            self.schema = _SharingSchema(self.schema, fanout, make_context, limits)  # type: ignore[assignment]
 
         async def handle_subscribe(self, message: Any) -> None:
             if self.connection_acknowledged and _over_limit(self, self.operations, message["id"]):
@@ -301,7 +304,8 @@ def sharing_handlers(fanout: Fanout, make_context: Callable[[Any], Any], limits:
     class LegacyWS(BaseGraphQLWSHandler):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.schema = _SharingSchema(self.schema, fanout, make_context, limits)
+            # Strawberry types ``schema`` as BaseSchema; the wrapper stands in for it (it forwards the rest)
+            self.schema = _SharingSchema(self.schema, fanout, make_context, limits)  # type: ignore[assignment]
 
         async def handle_start(self, message: Any) -> None:
             if self.connection_acknowledged and _over_limit(self, self.tasks, message["id"]):
