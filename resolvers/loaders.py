@@ -37,7 +37,11 @@ def pick_current_subscription(subscriptions: Sequence[Subscription]) -> Subscrip
 
 
 class Loaders:
-    """The loaders of one request, for one tenant. Made per request so nothing leaks across."""
+    """The loaders of one request, for one tenant. Made per request so nothing leaks across.
+
+    No load function refers back to its ``Loaders`` (each binds the database, the tenant and its
+    statement, never ``self``): a ``Loaders`` nobody holds is freed at once, by reference
+    counting, not at the next full garbage collection."""
 
     def __init__(self, db: Database, tenant: str) -> None:
         self.db = db
@@ -48,28 +52,14 @@ class Loaders:
         """``kind`` rows by id (soft-deleted ones too: a relation still shows what it points to)."""
         key = ("id", kind)
         if key not in self._loaders:
-
-            async def load(ids: Sequence[str]) -> list[Any]:
-                rows = await self._select(kind, "id", ids, live_only=False)
-                found = {row.id: row for row in rows}
-                return [found.get(id_) for id_ in ids]
-
-            self._loaders[key] = DataLoader(load)
+            self._loaders[key] = DataLoader(partial(_by_id, self.db.plain, self.tenant, kind))
         return self._loaders[key]
 
     def many_by(self, kind: type[Entity], column: str) -> DataLoader[str, list[Any]]:
         """Live ``kind`` rows grouped by a relation column, oldest first (``issues by ticket``)."""
         key = ("many", kind, column)
         if key not in self._loaders:
-
-            async def load(keys: Sequence[str]) -> list[list[Any]]:
-                rows = await self._select(kind, column, keys, live_only=True)
-                grouped: dict[str, list[Any]] = defaultdict(list)
-                for row in rows:
-                    grouped[getattr(row, column)].append(row)
-                return [grouped.get(k, []) for k in keys]
-
-            self._loaders[key] = DataLoader(load)
+            self._loaders[key] = DataLoader(partial(_many_by, self.db.plain, self.tenant, kind, column))
         return self._loaders[key]
 
     def pages(
@@ -97,10 +87,11 @@ class Loaders:
             width = len(kind.__table__.columns)
             names = [c.key for c in kind.__table__.columns]
             at = names.index(column)
+            db = self.db  # not self: see the class
 
             async def load(parents: Sequence[str]) -> list[query.Page]:
-                async with self.db.reading() as session:
-                    result = await session.execute(statement, {"ids": ids_value(parents, self.db.dialect)})
+                async with db.reading() as session:
+                    result = await session.execute(statement, {"ids": ids_value(parents, db.dialect)})
                 grouped: dict[str, list[Any]] = defaultdict(list)
                 for row in result.all():
                     grouped[row[at]].append(row)
@@ -138,10 +129,11 @@ class Loaders:
                 .where(condition, in_ids(parent, self.db.dialect))
                 .group_by(parent)
             )  # fmt: skip
+            db = self.db  # not self: see the class
 
             async def load(parents: Sequence[str]) -> list[int]:
-                async with self.db.reading() as session:
-                    result = await session.execute(statement, {"ids": ids_value(parents, self.db.dialect)})
+                async with db.reading() as session:
+                    result = await session.execute(statement, {"ids": ids_value(parents, db.dialect)})
                 counted: dict[str, int] = {parent: count for parent, count in result.all()}
                 return [counted.get(p, 0) for p in parents]
 
@@ -155,13 +147,33 @@ class Loaders:
         subscriptions = await self.many_by(Subscription, "organization_id").load(organization_id)
         return pick_current_subscription(subscriptions)
 
-    async def _select(self, kind: type[TableClass], column: str, keys: Sequence[str], *, live_only: bool) -> list[Any]:
-        """The ``kind`` rows of this tenant whose ``column`` is one of ``keys``; live ones oldest
-        first, else (by id) in any order."""
-        plain = self.db.plain
-        statement = plain.compiled(("loader", kind, column, live_only), lambda: _keyed(kind, column, live_only, plain))
-        rows = await plain.rows(statement, {"tenant": self.tenant, "ids": ids_value(keys, plain.dialect.name)})
-        return [as_entity(kind, row) for row in rows]
+
+async def _by_id(plain: PlainReads, tenant: str, kind: type[TableClass], ids: Sequence[str]) -> list[Any]:
+    """The batch function of ``Loaders.by_id``."""
+    rows = await _select(plain, tenant, kind, "id", ids, live_only=False)
+    found = {row.id: row for row in rows}
+    return [found.get(id_) for id_ in ids]
+
+
+async def _many_by(
+    plain: PlainReads, tenant: str, kind: type[Entity], column: str, keys: Sequence[str]
+) -> list[list[Any]]:
+    """The batch function of ``Loaders.many_by``."""
+    rows = await _select(plain, tenant, kind, column, keys, live_only=True)
+    grouped: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        grouped[getattr(row, column)].append(row)
+    return [grouped.get(k, []) for k in keys]
+
+
+async def _select(
+    plain: PlainReads, tenant: str, kind: type[TableClass], column: str, keys: Sequence[str], *, live_only: bool
+) -> list[Any]:
+    """The ``kind`` rows of ``tenant`` whose ``column`` is one of ``keys``; live ones oldest
+    first, else (by id) in any order."""
+    statement = plain.compiled(("loader", kind, column, live_only), lambda: _keyed(kind, column, live_only, plain))
+    rows = await plain.rows(statement, {"tenant": tenant, "ids": ids_value(keys, plain.dialect.name)})
+    return [as_entity(kind, row) for row in rows]
 
 
 def _keyed(kind: type[TableClass], column: str, live_only: bool, plain: PlainReads) -> Select[*tuple[Any, ...]]:

@@ -33,6 +33,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, TypeVar, cast
@@ -41,7 +42,8 @@ import orjson
 from sqlalchemy import String, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import InvalidRequestError
+from sqlalchemy.exc import DBAPIError, InvalidRequestError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import configure_mappers
 from sqlalchemy.orm.base import manager_of_class
 from sqlalchemy.orm.instrumentation import ClassManager
@@ -162,7 +164,7 @@ class PlainReads:
                 else:
                     for listener in self.listeners:
                         listener(statement.sql)
-                    raw = await driver.fetch(statement.sql, *parameters)
+                    raw = await _fetch(connection, driver, statement.sql, parameters)
                 try:
                     statement, values = read.send(statement.rows(raw))
                 except StopIteration as done:
@@ -242,6 +244,36 @@ class PlainReads:
             connection.close()
         self._connections.clear()
         self._local = threading.local()
+
+
+async def _fetch(connection: AsyncConnection, driver: Any, sql: str, parameters: list[Any]) -> list[Any]:
+    """``driver.fetch`` on a pooled asyncpg connection, which goes back to the pool only idle.
+
+    A statement the server refused (a PostgreSQL error of a statement) leaves the connection
+    ready for the next one. Any other failure — the backend gone, asyncpg out of step with it
+    (terminated backends make it answer "another operation is in progress"), a cancelled or
+    timed-out task mid-query — may leave an operation in progress on it: it is closed on the
+    spot and invalidated, so the pool opens a new one rather than hand it out again. A lost
+    connection is raised as SQLAlchemy raises one, ``connection_invalidated`` (an outage:
+    ``UNAVAILABLE``); a cancellation goes on as it came."""
+    try:
+        return cast(list[Any], await driver.fetch(sql, *parameters))
+    except BaseException as error:
+        if _refused(error) and not driver.is_closed():
+            raise
+        lost = not isinstance(error, (ValueError, TypeError))  # else: a value it could not encode
+        driver.terminate()  # synchronous: no operation is left in progress, whatever comes next
+        with suppress(Exception):  # the pool closes what it can; the driver's side is closed already
+            await connection.invalidate(error)
+        if isinstance(error, Exception) and lost:
+            raise DBAPIError(sql, parameters, error, hide_parameters=True, connection_invalidated=True) from error
+        raise
+
+
+def _refused(error: BaseException) -> bool:
+    """Whether the server answered the statement with an error of its own, the connection fine."""
+    state = getattr(error, "sqlstate", None)  # asyncpg's PostgresError, and only it, has one
+    return isinstance(state, str) and not state.startswith(("08", "57P"))  # connection, shutdown
 
 
 def in_ids(column: Any, dialect: str) -> Any:
