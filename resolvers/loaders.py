@@ -80,16 +80,22 @@ class Loaders:
             condition = query.list_condition(
                 kind, tenant=self.tenant, dialect=self.db.dialect, where=where, include_deleted=include_deleted
             )
-            statement = _ranked_pages(
-                kind, column, self.db.dialect, condition, keys, size, from_end, cursor_after, cursor_before
-            )
             counts = self._counts(kind, column, condition, (filters, include_deleted))
             width = len(kind.__table__.columns)
             names = [c.key for c in kind.__table__.columns]
             at = names.index(column)
-            db = self.db  # not self: see the class
+            db, tenant = self.db, self.tenant  # not self: see the class
 
             async def load(parents: Sequence[str]) -> list[query.Page]:
+                if len(parents) == 1:  # one parent: the plain page costs less than ranking
+                    page = await query.find(
+                        db, kind, tenant=tenant, where=where, order=order, first=first, after=after,
+                        last=last, before=before, include_deleted=include_deleted, scope={column: parents[0]},
+                    )  # fmt: skip
+                    return [page]
+                statement = _ranked_pages(
+                    kind, column, db.dialect, condition, keys, size, from_end, cursor_after, cursor_before
+                )
                 async with db.reading() as session:
                     result = await session.execute(statement, {"ids": ids_value(parents, db.dialect)})
                 grouped: dict[str, list[Any]] = defaultdict(list)
