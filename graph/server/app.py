@@ -256,6 +256,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield
         finally:
             await services.live.stop()
+            await graphql_app.door.close()
             await services.broker.stop()
             await services.db.dispose()
 

@@ -94,6 +94,11 @@ class Door:
             raise Refusal(401, "UNAUTHENTICATED", "The API key is not valid or was revoked", _challenge())
         return principal
 
+    async def close(self) -> None:
+        """Close the limiters' connections (a Redis-shared limiter holds some)."""
+        await self.callers.close()
+        await self.addresses.close()
+
     async def throttle(self, limiter: Limiter, caller: str) -> None:
         wait = await limiter.wait(caller)
         if wait:

@@ -27,6 +27,10 @@ class Limiter(Protocol):
         """0 if the caller may go ahead now (and it is counted), else the seconds until it may."""
         ...
 
+    async def close(self) -> None:
+        """Let go of what the limiter holds (connections); called once, at shutdown."""
+        ...
+
 
 class RateLimiter:
     """A token bucket per caller: ``rate_per_minute`` sustained, ``burst`` at once."""
@@ -52,6 +56,9 @@ class RateLimiter:
     async def wait(self, caller: str) -> float:
         return self.acquire(caller)
 
+    async def close(self) -> None:
+        return None
+
 
 class SharedRateLimiter:
     """The same budget for every worker, kept in Redis: at most ``burst`` requests in any
@@ -61,9 +68,13 @@ class SharedRateLimiter:
     RETRY_SECONDS = 5.0
 
     def __init__(self, url: str, rate_per_minute: int, burst: int, *, namespace: str, timeout: float = 0.5) -> None:
+        from redis.asyncio import ConnectionPool
+
+        #: our own pool, so that ``close`` can end its connections (limits' storage has no close)
+        self.pool = ConnectionPool.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
         storage = RedisStorage(
             f"async+{url}", implementation="redispy", key_prefix=f"support-graph:{namespace}:rate",
-            wrap_exceptions=True, socket_connect_timeout=timeout, socket_timeout=timeout,
+            wrap_exceptions=True, connection_pool=self.pool,  # type: ignore[arg-type]  # limits types its options narrowly; redis-py takes the pool
         )  # fmt: skip
         self.window = MovingWindowRateLimiter(storage)
         self.item = RateLimitItemPerSecond(burst, max(1, round(60 * burst / rate_per_minute)))
@@ -86,6 +97,9 @@ class SharedRateLimiter:
             log.warning("rate limits: Redis reachable again; limits shared by all workers")
             self._down_until = 0.0
         return max(0.1, math.ceil((stats.reset_time - time.time()) * 10) / 10)
+
+    async def close(self) -> None:
+        await self.pool.aclose()
 
 
 def limiter(broker_url: str, rate_per_minute: int, burst: int) -> Limiter:
