@@ -132,7 +132,7 @@ class SupportGraphQL(GraphQL[Context, None]):
         payload = request.state.payload  # parsed and checked by the door
         if not isinstance(payload, dict):
             return None
-        plan = fastpath.compile_plan(payload["query"], payload.get("operationName"))
+        plan = fastpath.compile_plan(payload["query"], payload.get("operationName"), self.services.settings.limits)
         if plan is None:
             return None
         principal = request.state.principal
