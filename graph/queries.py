@@ -1,19 +1,22 @@
 """The root ``Query``: one field and one list per entity, ``node``, and the event log."""
 
 from datetime import datetime
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import strawberry
 from strawberry import UNSET
 from strawberry.types import Info
 
-from graph.types.common import Connection, Node, list_connection, reverse
+from graph.types.common import Connection, Node, list_connection, plain, reverse
 from graph.types.event import Event, EventOrder, EventWhere
 from graph.types.support_metrics import support_metrics_field
 from models.base import ENTITIES, Entity
 from models.event import Event as EventRow
 from models.ids import type_of
-from resolvers import events, query
+from resolvers import events, query, search
+
+if TYPE_CHECKING:  # lazy types: imported only for the checker
+    from graph.types.ticket import Ticket, TicketWhere
 
 
 def one(entity: str) -> Any:
@@ -61,6 +64,25 @@ class Query:
     metric = one("Metric")
     metrics = reverse("Metric")
     support_metrics = support_metrics_field
+
+    @strawberry.field(
+        description="Full-text search over subject, description and comments, best match first (ties: newest "
+        'first): words, "a phrase", -word to exclude, OR between words; English stems, any case and accents.'
+    )
+    async def search_tickets(
+        self,
+        info: Info,
+        query: str,
+        where: Optional[Annotated["TicketWhere", strawberry.lazy("graph.types.ticket")]] = UNSET,
+        first: Optional[int] = UNSET,
+        after: Optional[str] = UNSET,
+    ) -> Connection[Annotated["Ticket", strawberry.lazy("graph.types.ticket")]]:
+        context = info.context
+        page = await search.search_tickets(
+            context.db, tenant=context.tenant, text=query, where=plain(None if where is UNSET else where) or None,
+            first=None if first is UNSET else first, after=None if after is UNSET else after,
+        )  # fmt: skip
+        return Connection.of(page)
 
     @strawberry.field(description="Any entity or event by its id; the prefix names the type.")
     async def node(self, info: Info, id: strawberry.ID) -> Optional[Node]:

@@ -17,6 +17,7 @@ from graph.documents import DocumentCache, digest
 from graph.errors import ErrorCodes, is_internal
 from graph.mutations.activity import ActivityMutations
 from graph.mutations.contact import ContactMutations
+from graph.mutations.conversation import ConversationMutations
 from graph.mutations.crud import crud
 from graph.mutations.deal import DealMutations
 from graph.mutations.issue import IssueMutations
@@ -25,7 +26,7 @@ from graph.mutations.subscription import SubscriptionMutations
 from graph.mutations.ticket import TicketMutations
 from graph.queries import Query
 from graph.subscriptions import Live
-from graph.types import activity, contact, deal, issue, metric, organization, subscription, ticket
+from graph.types import activity, comment, contact, deal, issue, metric, organization, subscription, ticket
 from graph.validation import Limits, limit_errors, parsed
 
 Mutation = merge_types(
@@ -34,6 +35,7 @@ Mutation = merge_types(
         crud("Ticket", ticket.Ticket, ticket.CreateTicketInput, ticket.UpdateTicketInput,
              created="Open a ticket (status OPEN)."),
         TicketMutations,
+        ConversationMutations,
         crud("Contact", contact.Contact, contact.CreateContactInput, contact.UpdateContactInput),
         ContactMutations,
         crud("Organization", organization.Organization, organization.CreateOrganizationInput,
@@ -56,7 +58,7 @@ Mutation = merge_types(
 #: Every entity type, so each is in the schema even if no field returns it directly.
 ENTITY_TYPES = [
     ticket.Ticket, contact.Contact, organization.Organization, deal.Deal,
-    subscription.Subscription, issue.Issue, activity.Activity, metric.Metric,
+    subscription.Subscription, issue.Issue, activity.Activity, metric.Metric, comment.Comment,
 ]  # fmt: skip
 
 

@@ -144,6 +144,8 @@ class Ticket(Entity, table=True):
     resolved_at: datetime | None = timestamp()
     closed_at: datetime | None = timestamp()
     satisfaction: int | None = bounded(1, 5)
+    #: the ticket this one was merged into; a merged ticket takes no more verbs
+    merged_into_id: str | None = reference("ticket")
 
 
 @register

@@ -144,3 +144,10 @@ class MetricType(_Named):
     GAUGE = "GAUGE"
     HISTOGRAM = "HISTOGRAM"
     SUMMARY = "SUMMARY"
+
+
+class CommentAuthorRole(_Named):
+    """Who wrote a comment: the ticket's requester, or anyone else (the support side)."""
+
+    REQUESTER = "REQUESTER"
+    AGENT = "AGENT"

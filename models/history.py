@@ -66,3 +66,15 @@ def replay(kind: type[Entity], tenant: str, events: Iterable[Event]) -> Entity |
         return None
     state["tenant"] = tenant
     return kind.model_validate(state)
+
+
+def mark_as_of(entity: Entity, when: datetime) -> None:
+    """Note that ``entity`` is a replay of how it stood at ``when`` (see ``stood_at``)."""
+    entity._as_of = when  # a plain attribute beside the columns
+
+
+def stood_at(entity: Entity) -> datetime | None:
+    """When a replayed entity stood so, or None for a current row: relations read through a
+    replay (``ticket(asOf:) { comments }``) show what existed then."""
+    when: datetime | None = getattr(entity, "_as_of", None)
+    return when

@@ -21,6 +21,7 @@ PAST_TENSE = {
     "activate": "Activated", "pause": "Paused", "cancel": "Cancelled",
     "reactivate": "Reactivated", "upgrade": "Upgraded", "downgrade": "Downgraded",
     "renew": "Renewed", "complete": "Completed", "record": "Recorded",
+    "comment": "Commented", "merge": "Merged",
 }  # fmt: skip
 
 
@@ -32,6 +33,10 @@ class Lifecycle:
     state_field: str | None
     rows: tuple[tuple[str, frozenset[str], str | None], ...] = ()
     moves: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: a column that, once set, ends the entity's life: no verb is allowed after it; and how
+    #: to say so ("merged into" ticket_…)
+    sealed_by: str | None = None
+    sealed_as: str = ""
 
     @property
     def verbs(self) -> list[str]:
@@ -54,6 +59,10 @@ class Lifecycle:
     def allowed(self, state: str | None) -> list[str]:
         """The verbs allowed from ``state`` — what a UI may offer next."""
         return [verb for verb in self.verbs if self.permits(verb, state)]
+
+    def sealed(self, entity: object) -> bool:
+        """Whether ``entity`` takes no more verbs (a ticket merged into another)."""
+        return self.sealed_by is not None and getattr(entity, self.sealed_by) is not None
 
     def may_move(self, state: str | None, new_state: str) -> bool:
         """Whether ``update`` may set the state field from ``state`` to ``new_state``."""
@@ -80,6 +89,8 @@ LIFECYCLES: dict[str, Lifecycle] = {
                 ("resolve", _s("OPEN", "PENDING", "IN_PROGRESS", "ESCALATED", "REOPENED"), "RESOLVED"),
                 ("close", _s("OPEN", "RESOLVED", "REOPENED"), "CLOSED"),
                 ("reopen", _s("CLOSED", "RESOLVED"), "REOPENED"),
+                ("comment", _TICKET_LIVE, None),  # the rules of a requester's reply: resolvers/verbs/ticket.py
+                ("merge", _TICKET_LIVE, "CLOSED"),
             ),
             moves={
                 "OPEN": _s("PENDING", "IN_PROGRESS"),
@@ -87,6 +98,8 @@ LIFECYCLES: dict[str, Lifecycle] = {
                 "IN_PROGRESS": _s("PENDING"),  # waiting on the customer
                 "REOPENED": _s("OPEN"),
             },
+            sealed_by="merged_into_id",
+            sealed_as="merged into",
         ),
         Lifecycle(
             "Contact",
@@ -157,6 +170,7 @@ LIFECYCLES: dict[str, Lifecycle] = {
             moves={"PENDING": _s("IN_PROGRESS"), "IN_PROGRESS": _s("PENDING")},
         ),
         Lifecycle("Metric", None, rows=(("record", ANY, None),)),
+        Lifecycle("Comment", None),
     )
 }
 

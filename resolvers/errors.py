@@ -56,13 +56,16 @@ class VersionConflict(DomainError):
 class InvalidTransition(DomainError):
     code = "INVALID_TRANSITION"
 
-    def __init__(self, entity: str, state: str | None, verb: str, allowed: list[str], **extensions: Any) -> None:
+    def __init__(
+        self, entity: str, state: str | None, verb: str, allowed: list[str], *, message: str | None = None,
+        **extensions: Any,
+    ) -> None:  # fmt: skip
         noun = entity.lower()
         described = str(state).lower().replace("_", " ")
         article = "an" if described[0] in "aeiou" else "a"
-        if "to" in extensions:
+        if message is None and "to" in extensions:
             message = f"Cannot move {article} {described} {noun} to {extensions['to']}"
-        else:
+        elif message is None:
             message = f"Cannot {verb} {article} {described} {noun}"
         hint = f"; allowed: {', '.join(v.upper() for v in allowed)}" if allowed else ""
         super().__init__(

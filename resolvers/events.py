@@ -12,7 +12,7 @@ from sqlmodel import col
 from models.base import Entity
 from models.db.engine import Database
 from models.event import Event
-from models.history import replay
+from models.history import mark_as_of, replay
 
 EntityT = TypeVar("EntityT", bound=Entity)
 
@@ -21,7 +21,10 @@ async def as_of(db: Database, kind: type[Entity], *, tenant: str, id_: str, when
     """The entity as it stood at ``when``, replayed from its events (None if not yet created)."""
     async with db.reading() as session:
         events = await _history(session, tenant, id_, col(Event.timestamp) <= when)
-    return replay(kind, tenant, events)
+    entity = replay(kind, tenant, events)
+    if entity is not None:
+        mark_as_of(entity, when)
+    return entity
 
 
 async def state_after(db: Database, kind: type[EntityT], *, tenant: str, event: Event) -> EntityT | None:

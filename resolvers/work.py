@@ -6,6 +6,7 @@ only, so the registry of hooks and the unit that runs them do not import each ot
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from models.base import Entity
@@ -33,6 +34,10 @@ class Work(Protocol):
 
     async def create(self, kind: type[E], values: dict[str, Any], *, args: dict[str, Any] | None = None) -> E:
         """Create an entity with its ``Created`` event."""
+        ...
+
+    async def add(self, kind: type[E], values: dict[str, Any], *, id_: str, at: datetime) -> E:
+        """Write a new entity that another entity's verb records in its own event."""
         ...
 
     async def transition(

@@ -24,7 +24,8 @@ def schema_differences(url: str) -> list:
             async with db.engine.connect() as connection:
                 return await connection.run_sync(
                     lambda sync: compare_metadata(
-                        MigrationContext.configure(sync, opts={"compare_type": True}), SQLModel.metadata
+                        MigrationContext.configure(sync, opts={"compare_type": True, "include_name": migrate.declared}),
+                        SQLModel.metadata,
                     )
                 )
         finally:

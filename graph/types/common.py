@@ -142,15 +142,16 @@ def _module_of(name: str) -> str:
     raise LookupError(name)
 
 
-def related(target: str, column: str, description: Optional[str] = None) -> Any:
-    """A to-one relation, loaded through the per-request ``by_id`` loader."""
+def related(target: str, column: str, description: Optional[str] = None, *, required: bool = False) -> Any:
+    """A to-one relation, loaded through the per-request ``by_id`` loader (``required``: the
+    column is never null, and the loader sees soft-deleted rows too, so neither is the field)."""
     kind = ENTITIES[target]
 
     async def resolve(root: strawberry.Parent[Any], info: Info):
         ref = getattr(root, column)
         return None if ref is None else await info.context.loaders.by_id(kind).load(ref)
 
-    resolve.__annotations__["return"] = Optional[_lazy(target)]
+    resolve.__annotations__["return"] = _lazy(target) if required else Optional[_lazy(target)]
     return strawberry.field(resolver=resolve, description=description)
 
 
@@ -200,7 +201,7 @@ def allowed_transitions(entity: str, verb_enum: type[Enum]) -> Any:
     lifecycle = LIFECYCLES[entity]
 
     def resolve(root: strawberry.Parent[Any]) -> list[verb_enum]:
-        if root.deleted_at is not None:
+        if root.deleted_at is not None or lifecycle.sealed(root):
             return []
         state = getattr(root, lifecycle.state_field) if lifecycle.state_field else None
         return [verb_enum[v.upper()] for v in lifecycle.allowed(state)]

@@ -55,7 +55,7 @@ for _enum in (
     enums.TicketStatus, enums.Priority, enums.TicketChannel, enums.ContactRole,
     enums.ContactStage, enums.ContactStatus, enums.OrganizationType, enums.OrganizationStatus,
     enums.OrganizationTier, enums.DealStage, enums.SubscriptionStatus, enums.IssueStatus,
-    enums.IssueType, enums.ActivityType, enums.ActivityStatus, enums.MetricType,
+    enums.IssueType, enums.ActivityType, enums.ActivityStatus, enums.MetricType, enums.CommentAuthorRole,
 ):  # fmt: skip
     strawberry.enum(_enum)
 

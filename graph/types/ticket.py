@@ -8,6 +8,7 @@ import strawberry
 from strawberry import UNSET, Maybe
 from strawberry.types import Info
 
+from graph.types.comment import thread, thread_length
 from graph.types.common import MetaFields, Node, allowed_transitions, children, is_row_of, related, verb_enum
 from graph.types.event import history
 from graph.types.filters import (
@@ -49,6 +50,10 @@ class Ticket(Node, MetaFields):
     satisfaction: Optional[int] = strawberry.field(description="The customer's rating, 1–5.")
     issues = children("Issue", "ticket_id", "Engineering issues raised by its escalations.")
     activities = children("Activity", "ticket_id")
+    comments = thread
+    comment_count = thread_length
+    merged_into = related("Ticket", "merged_into_id", "The ticket this one was merged into (then CLOSED).")
+    merged_tickets = children("Ticket", "merged_into_id", "The tickets merged into this one.")
     events = history()
     allowed_transitions = allowed_transitions("Ticket", TicketVerb)
 
@@ -115,6 +120,7 @@ class TicketWhere:
     organization: Optional[IDFilter] = UNSET
     deal: Optional[IDFilter] = UNSET
     satisfaction: Optional[IntFilter] = UNSET
+    merged_into: Optional[IDFilter] = UNSET
     first_response_at: Optional[DateTimeFilter] = UNSET
     resolved_at: Optional[DateTimeFilter] = UNSET
     closed_at: Optional[DateTimeFilter] = UNSET

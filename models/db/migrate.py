@@ -23,6 +23,16 @@ SCRIPTS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK = 0x73672D6D69677200
 
 
+#: the full-text index's tables (migration 0005): kept by triggers, not declared as models
+SEARCH_INDEX_TABLES = ("ticket_text", "ticket_fts", "ticket_search")
+
+
+def declared(name: str | None, type_: str, *_: object) -> bool:
+    """Alembic's ``include_name``: compare everything but the full-text index's tables (and
+    the FTS5 table's own shadow tables, ``ticket_fts_data`` …)."""
+    return not (type_ == "table" and name is not None and name.startswith(SEARCH_INDEX_TABLES))
+
+
 def alembic_config(connection: Connection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(SCRIPTS))

@@ -13,6 +13,7 @@ from sqlmodel import SQLModel
 
 import models.db.engine  # noqa: F401  (registers every table)
 from models.db.engine import DEFAULT_DATABASE_URL, normalise_url
+from models.db.migrate import declared
 
 target_metadata = SQLModel.metadata
 
@@ -23,6 +24,7 @@ def run_on(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=declared,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -1,0 +1,110 @@
+"""``searchTickets``: full-text search over subject, description and comment bodies, in SQL.
+
+The index (migration 0005) holds one document per ticket, kept in step by triggers in the
+writing transaction. SQLite searches it with FTS5 and ranks by bm25; PostgreSQL with a tsvector
+under a GIN index, ranked by ts_rank. Either way the page is a keyset walk of (rank, newest
+first, id), so search composes with ``where``, cursors and ``totalCount`` as every list does.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Float, Join, and_, func, literal, literal_column, select, table
+from sqlalchemy.dialects.postgresql import TSVECTOR
+from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.expression import column
+
+from models.db.engine import Database
+from models.db.plain import as_entity
+from models.entities import Ticket
+from models.search_terms import Phrase, SearchSyntaxError, SearchTerms, parse
+from resolvers import query
+from resolvers.errors import BadInput
+
+#: how much a word counts in each part of a ticket (subject, description, comments); SQLite's
+#: bm25 takes them as weights, PostgreSQL's setweight classes A/B/C in ts_rank mean the same
+FTS5_WEIGHTS = (10.0, 4.0, 1.0)
+CONFIGURATION = "support_english"
+
+_ticket = Ticket.__table__
+_text = table("ticket_text", column("n"), column("ticket_id"))
+_fts = table("ticket_fts", column("rowid"))
+_configuration: ColumnElement[Any] = literal_column(f"'{CONFIGURATION}'::regconfig")
+_search = table("ticket_search", column("ticket_id"), column("document", TSVECTOR))
+
+
+async def search_tickets(
+    db: Database, *, tenant: str, text: str, where: dict[str, Any] | None = None,
+    first: int | None = None, after: str | None = None,
+) -> query.Page:  # fmt: skip
+    """A page of the tenant's live tickets matching ``text``, best match first (ties: newest)."""
+    try:
+        terms = parse(text)
+    except SearchSyntaxError as error:
+        raise BadInput(str(error), argument="query") from None
+    if "\x00" in text:
+        raise BadInput("The search query must not contain NUL characters", argument="query")
+    size, _ = query.page_size(first, None)
+    matched, rank, source = (_postgres if db.dialect == "postgresql" else _sqlite)(terms)
+    condition = and_(matched, query.list_condition(Ticket, tenant=tenant, dialect=db.dialect, where=where))
+    keys = [(rank, False), (_ticket.c.created_at, True), (_ticket.c.id, True)]
+    columns = list(_ticket.columns)
+    statement = query.page_statement(
+        condition, keys, columns, size=size, from_end=False,
+        after=None if after is None else query.decode_cursor(after, keys),
+    ).select_from(source)  # fmt: skip
+    async with db.reading() as session:
+        result = list((await session.execute(statement)).all())
+    more = len(result) > size
+    result = result[:size]
+    width, names = len(columns), [c.key for c in columns]
+
+    async def count() -> int:
+        async with db.reading() as session:
+            total = select(func.count()).select_from(source).where(condition)
+            return (await session.execute(total)).scalar_one()
+
+    return query.Page(
+        rows=[as_entity(Ticket, dict(zip(names, r))) for r in result],
+        cursors=[query.encode_cursor(list(r[width:])) for r in result],
+        has_next=more,
+        has_previous=after is not None,
+        count=count,
+    )
+
+
+def _sqlite(terms: SearchTerms) -> tuple[ColumnElement[bool], ColumnElement[float], Join]:
+    fts: ColumnElement[Any] = literal_column("ticket_fts")
+    matched = fts.op("MATCH", is_comparison=True)(literal(terms.fts5()))
+    rank = func.bm25(fts, *FTS5_WEIGHTS, type_=Float)  # negative: the lower, the better
+    return matched, rank, _sqlite_source()
+
+
+@cache
+def _sqlite_source() -> Join:
+    return _ticket.join(_text, _text.c.ticket_id == _ticket.c.id).join(_fts, _fts.c.rowid == _text.c.n)
+
+
+def _postgres(terms: SearchTerms) -> tuple[ColumnElement[bool], ColumnElement[float], Join]:
+    def phrase(words: Phrase) -> ColumnElement[Any]:
+        return func.phraseto_tsquery(_configuration, literal(" ".join(words)))
+
+    wanted = None
+    for group in terms.all_of:
+        either = phrase(group[0])
+        for other in group[1:]:
+            either = func.tsquery_or(either, phrase(other))
+        wanted = either if wanted is None else func.tsquery_and(wanted, either)
+    for words in terms.none_of:
+        wanted = func.tsquery_and(wanted, func.tsquery_not(phrase(words)))
+    document = _search.c.document
+    matched = document.op("@@", is_comparison=True)(wanted)
+    rank = -func.ts_rank(document, wanted, type_=Float)  # negated: the lower, the better
+    return matched, rank, _postgres_source()
+
+
+@cache
+def _postgres_source() -> Join:
+    return _ticket.join(_search, _search.c.ticket_id == _ticket.c.id)
