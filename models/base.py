@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Table
 from sqlmodel import Field, SQLModel
 
+from models.ids import PREFIXES
 from models.types import UTCDateTime, utcnow
 
 DEFAULT_TENANT = "default"
@@ -76,6 +77,8 @@ ENTITIES: dict[str, type[Entity]] = {}
 
 def register(cls: type[Entity]) -> type[Entity]:
     """Add an entity table to ``ENTITIES``, with the index its default list order walks."""
+    if PREFIXES.get(cls.prefix) != cls.type_name:  # else its ids would name no type (``node(id:)``)
+        raise TypeError(f"models.ids.PREFIXES must map {cls.prefix!r} to {cls.type_name!r}")
     table = cls.__table__
     Index(f"ix_{table.name}_tenant_created", table.c.tenant, table.c.created_at, table.c.id)
     ENTITIES[cls.type_name] = cls

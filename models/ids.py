@@ -25,6 +25,7 @@ PREFIXES: dict[str, str] = {
     "issue": "Issue",
     "activity": "Activity",
     "metric": "Metric",
+    "comment": "Comment",
     "evt": "Event",
 }
 
