@@ -7,8 +7,8 @@
   variables (``first: $n``), so they are made per request. The schema (graph/schema.py), the
   compiled path (graph/fastpath.py) and the door (``too_complex``) all run these same rules.
 
-Work per document (``prescan``, ``parsed``) is cached in ``graph.documents.DocumentCache``:
-bounded, keyed by a digest, large documents not kept.
+Work per document (``prescan``, ``parsed``, ``limit_errors``) is cached in
+``graph.documents.DocumentCache``: bounded, keyed by a digest, large documents not kept.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from graphql import (
     ASTValidationRule,
     DocumentNode,
@@ -75,6 +76,9 @@ _CLOSE = {TokenKind.BRACE_R, TokenKind.PAREN_R, TokenKind.BRACKET_R}
 _PRESCANS: DocumentCache[str | None] = DocumentCache(max_entries=1024)
 #: parsed documents, shared by the door, the schema and the compiled path
 DOCUMENTS: DocumentCache[DocumentNode | GraphQLError] = DocumentCache(max_entries=1024)
+_LIMIT_ERRORS: DocumentCache[list[GraphQLError]] = DocumentCache(max_entries=1024)
+#: the largest variables (as JSON bytes) whose limit answer is remembered
+MAX_REMEMBERED_VARIABLES = 1024
 
 
 def prescan(query: str, max_tokens: int, max_nesting: int) -> str | None:
@@ -159,7 +163,23 @@ def limit_errors(
     """The errors of ``limit_rules`` alone, for a document otherwise valid or checked elsewhere.
 
     The same as ``validate(schema, document, limit_rules(...))``, without graphql-core's walk
-    of every node (the rule only looks at operations): a few microseconds, not a millisecond."""
+    of every node (the rule only looks at operations). Remembered per document, operation,
+    variables and limits: the door, the schema and the compiled path each ask about the same
+    request, and the same documents come again and again."""
+    source = document.loc.source.body if document.loc is not None else None
+    try:
+        given = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS) if variables else b""
+    except TypeError:  # not JSON (a caller in Python): measured, not remembered
+        source = None
+    if source is None or len(given) > MAX_REMEMBERED_VARIABLES:
+        return _limit_errors(schema, document, limits, variables, name)
+    return list(_LIMIT_ERRORS.get(source, lambda: _limit_errors(schema, document, limits, variables, name), name,
+                                  given, limits))  # fmt: skip
+
+
+def _limit_errors(
+    schema: Any, document: DocumentNode, limits: Limits, variables: dict[str, Any] | None, name: str | None
+) -> list[GraphQLError]:
     errors: list[GraphQLError] = []
     context = ValidationContext(schema, document, TypeInfo(schema), errors.append)
     check = _QueryLimits(context)

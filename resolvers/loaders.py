@@ -9,8 +9,8 @@ list's order, and only the first ``size + 1`` of each are kept), their ``totalCo
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
-from functools import partial
+from collections.abc import Callable, Sequence
+from functools import cache, partial
 from typing import Any
 
 import orjson
@@ -77,9 +77,11 @@ class Loaders:
             keys = query.order_keys(kind, order)
             cursor_after = None if after is None else query.decode_cursor(after, keys)
             cursor_before = None if before is None else query.decode_cursor(before, keys)
-            condition = query.list_condition(
-                kind, tenant=self.tenant, dialect=self.db.dialect, where=where, include_deleted=include_deleted
-            )
+            # built when first needed: a single parent's page and most totals never need them
+            condition = cache(partial(
+                query.list_condition, kind, tenant=self.tenant, dialect=self.db.dialect, where=where,
+                include_deleted=include_deleted,
+            ))  # fmt: skip
             counts = self._counts(kind, column, condition, (filters, include_deleted))
             width = len(kind.__table__.columns)
             names = [c.key for c in kind.__table__.columns]
@@ -94,7 +96,7 @@ class Loaders:
                     )  # fmt: skip
                     return [page]
                 statement = _ranked_pages(
-                    kind, column, db.dialect, condition, keys, size, from_end, cursor_after, cursor_before
+                    kind, column, db.dialect, condition(), keys, size, from_end, cursor_after, cursor_before
                 )
                 async with db.reading() as session:
                     result = await session.execute(statement, {"ids": ids_value(parents, db.dialect)})
@@ -128,27 +130,29 @@ class Loaders:
         """How many rows of ``kind`` match ``where`` per parent id in ``column`` (``commentCount``),
         all parents of one field in one ``GROUP BY``."""
         filters = orjson.dumps(where, option=orjson.OPT_SORT_KEYS, default=str)
-        condition = query.list_condition(
-            kind, tenant=self.tenant, dialect=self.db.dialect, where=where, include_deleted=include_deleted
-        )
+        condition = partial(
+            query.list_condition, kind, tenant=self.tenant, dialect=self.db.dialect, where=where,
+            include_deleted=include_deleted,
+        )  # fmt: skip
         return self._counts(kind, column, condition, (filters, include_deleted))
 
     def _counts(
-        self, kind: type[Entity], column: str, condition: ColumnElement[bool], filters: tuple[bytes, bool]
-    ) -> DataLoader[str, int]:
-        """How many rows of ``kind`` match ``condition`` per parent id in ``column``, all parents
-        in one ``GROUP BY`` (run only when a ``totalCount`` is asked for)."""
+        self, kind: type[Entity], column: str, condition: Callable[[], ColumnElement[bool]],
+        filters: tuple[bytes, bool],
+    ) -> DataLoader[str, int]:  # fmt: skip
+        """How many rows of ``kind`` match ``condition()`` per parent id in ``column``, all parents
+        in one ``GROUP BY`` (built and run only when a ``totalCount`` is asked for)."""
         key = ("counts", kind, column, *filters)
         if key not in self._loaders:
             parent = kind.__table__.c[column]
-            statement = (
-                select(parent, func.count())
-                .where(condition, in_ids(parent, self.db.dialect))
-                .group_by(parent)
-            )  # fmt: skip
             db = self.db  # not self: see the class
 
+            @cache
+            def count_statement() -> Select[tuple[Any, int]]:
+                return select(parent, func.count()).where(condition(), in_ids(parent, db.dialect)).group_by(parent)
+
             async def load(parents: Sequence[str]) -> list[int]:
+                statement = count_statement()
                 async with db.reading() as session:
                     result = await session.execute(statement, {"ids": ids_value(parents, db.dialect)})
                 counted: dict[str, int] = {parent: count for parent, count in result.all()}

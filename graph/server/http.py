@@ -13,7 +13,6 @@ from graphql import GraphQLError, OperationType
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from graph.documents import DocumentCache
 from graph.server.auth import KeyRing, Unauthenticated, bearer
 from graph.server.ratelimit import Limiter, Proxies, limiter
 from graph.server.settings import Settings
@@ -22,7 +21,6 @@ from models.base import ANONYMOUS_ACTOR, DEFAULT_TENANT
 from resolvers.keys import Principal
 
 #: the door's limit answers (TooComplex or None) per document, operation, variables and limits
-_LIMIT_ANSWERS: DocumentCache[Any] = DocumentCache(max_entries=1024)
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 ANONYMOUS = Principal(tenant=DEFAULT_TENANT, actor=ANONYMOUS_ACTOR)
 
@@ -160,16 +158,6 @@ class Door:
         else:
             self._check_operation(payload)
 
-    def _limit_problem(self, query: str, document: Any, variables: dict[str, Any], name: str | None) -> Any:
-        """``too_complex``, remembered per document, operation and variables: the same documents
-        come again and again, and the walk is the door's dearest check."""
-        key = orjson.dumps(variables, option=orjson.OPT_SORT_KEYS) if variables else b""
-        if len(key) > 1024:  # large variables: not worth remembering
-            return too_complex(self.limits, document, self.schema, variables, name)
-        return _LIMIT_ANSWERS.get(
-            query, lambda: too_complex(self.limits, document, self.schema, variables, name), name, key, self.limits
-        )
-
     def _check_operation(self, operation: Any, *, over_get: bool = False) -> None:
         if not isinstance(operation, dict):
             raise Refusal(400, "BAD_USER_INPUT", 'The body must be a JSON object: {"query": …, "variables": …}')
@@ -200,7 +188,7 @@ class Door:
             raise Refusal(400, "BAD_USER_INPUT", "Subscriptions are served over WebSocket at /graphql")
         if over_get and kind == OperationType.MUTATION:
             raise Refusal(405, "BAD_USER_INPUT", "Mutations are sent with POST, not GET", {"Allow": "POST"})
-        problem = self._limit_problem(query, document, variables or {}, name)
+        problem = too_complex(self.limits, document, self.schema, variables or {}, name)
         if problem is not None:
             details = {k: v for k, v in (problem.extensions or {}).items() if k != "code"}
             raise Refusal(400, "QUERY_TOO_COMPLEX", problem.message, legacy_status=200, **details)
