@@ -5,11 +5,15 @@ comments) and is kept in step by triggers, in the writing transaction, whatever 
 rows. Existing tickets are indexed here.
 
 - SQLite: ``ticket_text`` (the document, with an integer key) and the FTS5 table ``ticket_fts``
-  over it (external content; Porter stems over unicode61 with diacritics removed).
+  over it (external content; Porter stems over unicode61 with diacritics removed). Comments are
+  joined by a private-use character: a token of its own, which no query can hold, so a phrase
+  never spans two comments.
 - PostgreSQL: ``ticket_search`` (a tsvector per ticket, weighted subject A, description B,
   comments C) with a GIN index, in the text search configuration ``support_english``: English
   stems, and accents removed where the ``unaccent`` extension can be installed (a trusted
-  extension since PostgreSQL 13; without it search is accent-sensitive).
+  extension since PostgreSQL 13; without it search is accent-sensitive). Each part, and each
+  comment, starts with a stop word: a gap in the positions, so a phrase never spans two parts.
+  A tsvector holds at most 1 MB: past that, a ticket's further comments are not indexed.
 
 Revision ID: 0005
 Revises: 0004
@@ -63,11 +67,11 @@ SQLITE_UP = [
         WHERE ticket_id = new.id;
     END""",
     """CREATE TRIGGER comment_search_inserted AFTER INSERT ON "comment" WHEN new.deleted_at IS NULL BEGIN
-        UPDATE ticket_text SET comments = comments || char(10) || new.body WHERE ticket_id = new.ticket_id;
+        UPDATE ticket_text SET comments = comments || char(10, 57344, 10) || new.body WHERE ticket_id = new.ticket_id;
     END""",
     """CREATE TRIGGER comment_search_updated AFTER UPDATE OF body, deleted_at ON "comment" BEGIN
         UPDATE ticket_text SET comments = coalesce((
-            SELECT group_concat(body, char(10)) FROM (
+            SELECT group_concat(body, char(10, 57344, 10)) FROM (
                 SELECT body FROM "comment" WHERE ticket_id = new.ticket_id AND deleted_at IS NULL
                 ORDER BY created_at, id
             )
@@ -85,6 +89,10 @@ SQLITE_DOWN = [
     "DROP TABLE ticket_fts",
     "DROP TABLE ticket_text",
 ]
+
+#: how much of a thread PostgreSQL indexes when it builds a ticket's document afresh: a tsvector
+#: holds at most 1 MB, and this much text in the worst case (short distinct words) stays below
+COMMENT_CHARS = 200_000
 
 POSTGRES_UP = [
     """DO $$ BEGIN
@@ -104,20 +112,31 @@ POSTGRES_UP = [
         document TSVECTOR NOT NULL
     )""",
     "CREATE INDEX ix_ticket_search_document ON ticket_search USING gin (document)",
-    """CREATE FUNCTION ticket_search_document(ticket_id VARCHAR) RETURNS TSVECTOR
+    """CREATE FUNCTION ticket_search_document(ticket_id VARCHAR, comment_chars INTEGER) RETURNS TSVECTOR
     LANGUAGE sql STABLE AS $$
         SELECT setweight(to_tsvector('support_english', t.subject), 'A')
-            || setweight(to_tsvector('support_english', coalesce(t.description, '')), 'B')
-            || setweight(to_tsvector('support_english', coalesce((
-                SELECT string_agg(c.body, E'\\n' ORDER BY c.created_at, c.id) FROM "comment" c
+            || setweight(to_tsvector('support_english', 'the ' || coalesce(t.description, '')), 'B')
+            || setweight(to_tsvector('support_english', 'the ' || left(coalesce((
+                SELECT string_agg(c.body, ' the ' ORDER BY c.created_at, c.id) FROM "comment" c
                 WHERE c.ticket_id = t.id AND c.deleted_at IS NULL
-            ), '')), 'C')
+            ), ''), $2)), 'C')
         FROM ticket t WHERE t.id = $1
     $$""",
+    """CREATE FUNCTION ticket_search_refresh(ticket_id VARCHAR) RETURNS VOID LANGUAGE plpgsql AS $$
+    DECLARE
+        found TSVECTOR;
+    BEGIN
+        BEGIN
+            found := ticket_search_document(ticket_id, COMMENT_CHARS);
+        EXCEPTION WHEN program_limit_exceeded THEN  -- over a tsvector's 1 MB: the ticket's own text
+            found := ticket_search_document(ticket_id, 0);
+        END;
+        INSERT INTO ticket_search AS s (ticket_id, document) VALUES (ticket_id, found)
+        ON CONFLICT ON CONSTRAINT ticket_search_pkey DO UPDATE SET document = EXCLUDED.document;
+    END $$""",
     """CREATE FUNCTION ticket_search_follow_ticket() RETURNS TRIGGER LANGUAGE plpgsql AS $$
     BEGIN
-        INSERT INTO ticket_search (ticket_id, document) VALUES (NEW.id, ticket_search_document(NEW.id))
-        ON CONFLICT (ticket_id) DO UPDATE SET document = EXCLUDED.document;
+        PERFORM ticket_search_refresh(NEW.id);
         RETURN NULL;
     END $$""",
     """CREATE TRIGGER ticket_search_follow AFTER INSERT OR UPDATE OF subject, description ON ticket
@@ -126,19 +145,22 @@ POSTGRES_UP = [
     BEGIN
         IF TG_OP = 'INSERT' THEN
             IF NEW.deleted_at IS NULL THEN  -- a new reply: its words join the ticket's
-                UPDATE ticket_search
-                SET document = document || setweight(to_tsvector('support_english', NEW.body), 'C')
-                WHERE ticket_id = NEW.ticket_id;
+                BEGIN
+                    UPDATE ticket_search
+                    SET document = document || setweight(to_tsvector('support_english', 'the ' || NEW.body), 'C')
+                    WHERE ticket_id = NEW.ticket_id;
+                EXCEPTION WHEN program_limit_exceeded THEN
+                    NULL;  -- the ticket's document is full (a tsvector holds 1 MB): kept as it is
+                END;
             END IF;
         ELSE  -- deleted or edited: the ticket's document afresh
-            UPDATE ticket_search SET document = ticket_search_document(NEW.ticket_id)
-            WHERE ticket_id = NEW.ticket_id;
+            PERFORM ticket_search_refresh(NEW.ticket_id);
         END IF;
         RETURN NULL;
     END $$""",
     """CREATE TRIGGER ticket_search_follow AFTER INSERT OR UPDATE OF body, deleted_at ON "comment"
         FOR EACH ROW EXECUTE FUNCTION ticket_search_follow_comment()""",
-    "INSERT INTO ticket_search (ticket_id, document) SELECT id, ticket_search_document(id) FROM ticket",
+    "INSERT INTO ticket_search (ticket_id, document) SELECT id, ticket_search_document(id, COMMENT_CHARS) FROM ticket",
 ]
 
 POSTGRES_DOWN = [
@@ -146,8 +168,9 @@ POSTGRES_DOWN = [
     "DROP TRIGGER ticket_search_follow ON ticket",
     "DROP FUNCTION ticket_search_follow_comment()",
     "DROP FUNCTION ticket_search_follow_ticket()",
+    "DROP FUNCTION ticket_search_refresh(VARCHAR)",
     "DROP TABLE ticket_search",
-    "DROP FUNCTION ticket_search_document(VARCHAR)",
+    "DROP FUNCTION ticket_search_document(VARCHAR, INTEGER)",
     "DROP TEXT SEARCH CONFIGURATION support_english",
 ]
 
@@ -185,7 +208,7 @@ def upgrade() -> None:
     op.create_index("ix_ticket_merged_into_id", "ticket", ["merged_into_id"])
 
     for statement in SQLITE_UP if op.get_bind().dialect.name == "sqlite" else POSTGRES_UP:
-        op.execute(statement)
+        op.execute(statement.replace("COMMENT_CHARS", str(COMMENT_CHARS)))
 
 
 def downgrade() -> None:
