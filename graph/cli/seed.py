@@ -7,6 +7,7 @@ events and the hooks run as they would for a real client. The graph is the same 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 from collections import Counter
@@ -34,7 +35,6 @@ from graph.cli.seed_data import (
     PRIORITIES,
     RATINGS,
     REOPENINGS,
-    RESOLUTIONS,
     ROLES,
     SOURCES,
     TIERS,
@@ -43,6 +43,21 @@ from graph.cli.seed_data import (
     WHEN,
     WHO,
     WINS,
+)
+from graph.cli.seed_threads import (
+    ACCOUNT_NOTES,
+    AGAIN,
+    AGAIN_ACKS,
+    ENGINEERING,
+    ESCALATED,
+    GREETINGS,
+    MERGED,
+    NUDGES,
+    RELEASED,
+    SIGNATURES,
+    THANKS,
+    THREADS,
+    fitting,
 )
 from models.db.engine import Database
 from models.entities import Contact, Deal, Organization, Subscription, Ticket
@@ -70,6 +85,18 @@ class _Org:
     country: str
     contacts: list[str] = field(default_factory=list)
     deals: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Case:
+    """A ticket as its conversation sees it: who talks, and what about."""
+
+    id: str
+    requester: str
+    category: str
+    subject: str
+    words: dict[str, str]  # what the texts' {placeholders} are filled with
+    agent: str | None = None  # the assignee, who answers
 
 
 def _pick(rng: random.Random, weights: dict[Any, Any]) -> Any:
@@ -103,6 +130,8 @@ class _Seeder:
         self.db, self.hooks, self.tenant, self.rng, self.progress = db, hooks, tenant, rng, progress
         self.counts: Counter[str] = Counter()
         self.taken: set[str] = set()  # slugs, domains and emails already used in the tenant
+        self.first_names: dict[str, str] = {}  # contact id → first name, to sign and address replies
+        self.live: dict[str, list[_Case]] = {}  # requester → their tickets a duplicate may be merged into
         self.now = utcnow()
 
     async def run(self, organizations: int, contacts: int, tickets: int) -> None:
@@ -207,6 +236,7 @@ class _Seeder:
             "organization_id": org.id, "timezone": timezone, "language": language,
         } | values)  # fmt: skip
         org.contacts.append(row.id)
+        self.first_names[row.id] = first
         return row.id
 
     async def agent(self, uow: UnitOfWork, support: _Org) -> str:
@@ -251,53 +281,117 @@ class _Seeder:
     async def ticket(self, uow: UnitOfWork, _: int) -> str:
         rng = self.rng
         requester, org = rng.choice(self.requesters)
-        category = _pick(rng, TOPICS)
-        _, subjects, tags = TOPICS[category]
-        subject = rng.choice(subjects).format(**{k: rng.choice(v) for k, v in FILL.items()})
+        outcome = _pick(rng, OUTCOMES)
+        earlier = self.live.get(requester, []) if outcome == "duplicate" else []
+        original = rng.choice(earlier) if earlier else None  # the requester writes again about it
+        if original:
+            category, subject, words = original.category, original.subject, original.words
+        else:
+            category = _pick(rng, TOPICS)
+            words = {k: rng.choice(v) for k, v in FILL.items()}
+            subject = rng.choice(TOPICS[category][1]).format(**words)
+        when, who, channel = rng.choice(WHEN), rng.choice(WHO), _pick(rng, CHANNELS)
         opening = subject if subject.endswith("?") else f"{subject}."
         context = (f"It would help {rng.choice(WHO[1:])}." if category in ("feature request", "onboarding")
-                   else f"It started {rng.choice(WHEN)} and affects {rng.choice(WHO)}.")  # fmt: skip
-        tags = rng.sample(tags, k=rng.randint(1, 2)) + ([org.tier.lower()] if rng.random() < 0.3 else [])
+                   else f"It started {when} and affects {who}.")  # fmt: skip
+        if original:
+            opening, context = f"Writing again in case my first message got lost. {opening}", ""
+        tags = rng.sample(TOPICS[category][2], k=rng.randint(1, 2)) + ([org.tier.lower()] if rng.random() < 0.3 else [])
         row = await uow.create(Ticket, {
             "subject": subject, "category": category, "tags": sorted(tags),
-            "description": f"Hi support,\n\n{opening} {context} {rng.choice(ASK)}\n\nThanks",
-            "priority": _pick(rng, PRIORITIES), "channel": _pick(rng, CHANNELS),
+            "description": f"Hi support,\n\n{' '.join(filter(None, [opening, context, rng.choice(ASK)]))}\n\nThanks",
+            "priority": _pick(rng, PRIORITIES), "channel": channel,
             "requester_id": requester, "organization_id": org.id,
             "deal_id": rng.choice(org.deals) if org.deals and rng.random() < 0.25 else None,
         })  # fmt: skip
-        await self.walk(uow, row.id, _pick(rng, OUTCOMES))
+        case = _Case(row.id, requester, category, subject, words | {
+            "first": self.first_names[requester], "org": org.name, "domain": org.domain, "subject": subject,
+            "when": when, "who": who, "channel": channel.lower(),
+        })  # fmt: skip
+        await self.walk(uow, case, outcome, org, original)
+        if outcome not in ("closed", "duplicate"):
+            self.live.setdefault(requester, []).append(case)
         return row.id
 
-    async def walk(self, uow: UnitOfWork, id_: str, outcome: str) -> None:
-        """Take a new ticket as far as ``outcome`` through a support team's day, verb by verb."""
-        rng = self.rng
+    async def say(self, uow: UnitOfWork, case: _Case, text: str, *, by: str = "agent", public: bool = True) -> None:
+        """A comment ``by`` the requester or the agent (whose public replies are greeted and signed)."""
+        rng, words = self.rng, case.words | {"agent": self.first_names.get(case.agent or "", "Support")}
+        body = text.format(**words)
+        if by == "agent" and public:
+            body = f"{rng.choice(GREETINGS)}\n\n{body}\n\n{rng.choice(SIGNATURES)}".format(**words)
+        elif by == "requester" and rng.random() < 0.6:
+            body += f"\n\n{words['first']}"
+        author = case.requester if by == "requester" else case.agent
+        await tickets_.comment(uow, case.id, body=body, public=public, author=author)
+
+    async def walk(self, uow: UnitOfWork, case: _Case, outcome: str, org: _Org, original: _Case | None) -> None:
+        """Take a new ticket as far as ``outcome`` through a support team's day, verb by verb and
+        comment by comment. A requester's public reply moves a PENDING ticket back to OPEN and a
+        RESOLVED one to REOPENED, so the requester speaks only where that is the story."""
+        rng, id_, thread = self.rng, case.id, THREADS[case.category]
 
         async def update(**values: Any) -> None:
             await uow.transition(Ticket, id_, "update", values=values)
 
+        say = functools.partial(self.say, uow, case)
+
         if outcome == "new":
+            if rng.random() < 0.35:
+                await say(rng.choice(NUDGES), by="requester")  # still OPEN
             return
-        if outcome == "duplicate":  # closed unanswered: spam or a duplicate
-            await tickets_.close(uow, id_)
+        if outcome == "duplicate":  # merged into the requester's earlier ticket, else closed unanswered (spam)
+            if original:
+                await tickets_.merge(uow, id_, into=original.id, comment=rng.choice(MERGED).format(**case.words))
+            else:
+                await tickets_.close(uow, id_)
             return
-        await tickets_.assign(uow, id_, assignee=rng.choice(self.agents))
+        case.agent = rng.choice(self.agents)
+        await tickets_.assign(uow, id_, assignee=case.agent)
+        if org.tier == "ENTERPRISE" and rng.random() < 0.4:
+            await say(rng.choice(ACCOUNT_NOTES), public=False)
+        if outcome == "working" or rng.random() < 0.8:
+            await say(rng.choice(thread.acks))  # the first response
         await update(status="IN_PROGRESS")
-        if outcome == "waiting":
+        if outcome == "waiting" or (outcome != "working" and rng.random() < 0.35):
+            _, ask, answer = fitting(rng, thread.asks, case.subject)
+            await say(ask)
             await update(status="PENDING")  # on the customer
-        if outcome in ("working", "waiting"):
+            if outcome == "waiting":
+                return
+            await say(answer, by="requester")  # PENDING → OPEN: back to the team
+        if rng.random() < 0.4:
+            await say(fitting(rng, thread.notes, case.subject)[1], public=False)
+        if outcome == "working":
             return
         if outcome in ("escalated", "fixed"):
-            await tickets_.escalate(uow, id_, reason=rng.choice(ESCALATIONS))
+            reason = rng.choice(ESCALATIONS)
+            case.words = case.words | {"reason": reason[0].lower() + reason[1:]}
+            await say(rng.choice(ENGINEERING), public=False)
+            await tickets_.escalate(uow, id_, reason=reason)
+            if rng.random() < 0.7:
+                await say(rng.choice(ESCALATED))
             if outcome == "escalated":
+                if rng.random() < 0.3:
+                    await say(rng.choice(NUDGES), by="requester")  # still ESCALATED
                 return
             # Engineering ships a fix: closing the issue the escalation raised resolves the ticket.
             issue = next(e.target for e in reversed(uow.events) if e.type == "Issue.Created")
             await issues_.close(uow, issue, reason="Fix released")
+            await say(rng.choice(RELEASED))
         else:
-            await tickets_.resolve(uow, id_, resolution=rng.choice(RESOLUTIONS))
+            _, reply, resolution = fitting(rng, thread.fixes, case.subject)
+            await say(reply)
+            if rng.random() < 0.5:
+                await say(rng.choice(THANKS), by="requester")  # before resolving: after, it would reopen
+            await tickets_.resolve(uow, id_, resolution=resolution)
         if rng.random() < 0.7:
             await update(satisfaction=_pick(rng, RATINGS))
         if outcome == "closed":
             await tickets_.close(uow, id_)
         elif outcome == "reopened":
-            await tickets_.reopen(uow, id_, reason=rng.choice(REOPENINGS))
+            if rng.random() < 0.65:
+                await say(rng.choice(AGAIN), by="requester")  # RESOLVED → REOPENED
+                if rng.random() < 0.6:
+                    await say(rng.choice(AGAIN_ACKS))
+            else:
+                await tickets_.reopen(uow, id_, reason=rng.choice(REOPENINGS))

@@ -152,7 +152,7 @@ TOPICS: dict[str, tuple[int, list[str], list[str]]] = {
         "{feature} takes 30 seconds to load", "Search is slow since last week", "Timeouts on the reports API",
     ], ["latency", "reports", "search"]),
 }  # fmt: skip
-WHEN = ["this morning", "yesterday", "after your last release", "last week", "since we upgraded"]
+WHEN = ["this morning", "yesterday", "after your last release", "last week", "after we upgraded"]
 WHO = ["just me", "our whole team", "a few of our admins", "about half of our users", "our finance team"]
 ASK = ["Could you take a look?", "This blocks us.", "Is there a workaround meanwhile?", "Happy to jump on a call."]
 CHANNELS = {"EMAIL": 40, "CHAT": 25, "WEB": 20, "PHONE": 10, "API": 5}
@@ -163,10 +163,6 @@ OUTCOMES = {
     "reopened": 8, "duplicate": 4,
 }  # fmt: skip
 RATINGS = {5: 45, 4: 30, 3: 12, 2: 7, 1: 6}
-RESOLUTIONS = [
-    "Walked the customer through the settings", "Fixed by the latest release", "Refund issued",
-    "Reset the account and confirmed access", "Shared the documentation link", "Configuration corrected",
-]  # fmt: skip
 ESCALATIONS = ["Reproduced, needs an engineering fix", "Data inconsistency in production", "Affects many customers"]
 REOPENINGS = ["The problem came back", "Customer says the fix did not work", "Same error on another account"]
 WINS = ["Best fit for their workflow", "Strong champion", "Security review passed"]
