@@ -63,6 +63,8 @@ class Query:
     activities = reverse("Activity")
     metric = one("Metric")
     metrics = reverse("Metric")
+    sla_policy = one("SlaPolicy")
+    sla_policies = reverse("SlaPolicy", description="Service-level policies, by position unless ordered.")
     support_metrics = support_metrics_field
 
     @strawberry.field(

@@ -26,7 +26,7 @@ from graph.mutations.subscription import SubscriptionMutations
 from graph.mutations.ticket import TicketMutations
 from graph.queries import Query
 from graph.subscriptions import Live
-from graph.types import activity, comment, contact, deal, issue, metric, organization, subscription, ticket
+from graph.types import activity, comment, contact, deal, issue, metric, organization, slapolicy, subscription, ticket
 from graph.validation import Limits, limit_errors, parsed
 
 Mutation = merge_types(
@@ -52,6 +52,8 @@ Mutation = merge_types(
         ActivityMutations,
         crud("Metric", metric.Metric, metric.CreateMetricInput, metric.UpdateMetricInput),
         MetricMutations,
+        crud("SlaPolicy", slapolicy.SlaPolicy, slapolicy.CreateSlaPolicyInput, slapolicy.UpdateSlaPolicyInput,
+             created="Add a service-level policy (active unless active: false)."),
     ),
 )  # fmt: skip
 
@@ -59,6 +61,7 @@ Mutation = merge_types(
 ENTITY_TYPES = [
     ticket.Ticket, contact.Contact, organization.Organization, deal.Deal,
     subscription.Subscription, issue.Issue, activity.Activity, metric.Metric, comment.Comment,
+    slapolicy.SlaPolicy,
 ]  # fmt: skip
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import Date, Index, String, UniqueConstraint
@@ -23,6 +23,7 @@ from models.enums import (
     OrganizationTier,
     OrganizationType,
     Priority,
+    SlaState,
     SubscriptionStatus,
     TicketChannel,
     TicketStatus,
@@ -127,7 +128,11 @@ class Subscription(Entity, table=True):
 class Ticket(Entity, table=True):
     type_name: ClassVar[str] = "Ticket"
     prefix: ClassVar[str] = "ticket"
-    __table_args__ = (Index("ix_ticket_tenant_status", "tenant", "status"),)
+    __table_args__ = (
+        Index("ix_ticket_tenant_status", "tenant", "status"),
+        Index("ix_ticket_tenant_sla_due", "tenant", "sla_due_at", "id"),
+        Index("ix_ticket_sla_due", "sla_due_at"),
+    )
 
     subject: str = text(TITLE)
     description: str | None = Field(default=None, sa_type=String(LONG))
@@ -146,6 +151,20 @@ class Ticket(Entity, table=True):
     satisfaction: int | None = bounded(1, 5)
     #: the ticket this one was merged into; a merged ticket takes no more verbs
     merged_into_id: str | None = reference("ticket")
+    # service-level clocks, kept by the verb path (models.sla_clock)
+    sla_policy_id: str | None = reference("sla_policy")
+    first_response_due_at: datetime | None = timestamp()
+    resolution_due_at: datetime | None = timestamp()
+    first_response_breached_at: datetime | None = timestamp()
+    resolution_breached_at: datetime | None = timestamp()
+    sla_paused_at: datetime | None = timestamp()
+    sla_pauses: list[list[str]] | None = Field(
+        default=None, sa_type=JSONDocument, sa_column_kwargs={"info": {"system": True}}
+    )
+    sla_state: str | None = enum_column(SlaState)
+    #: the earliest due time still running (9999-12-31 when none): the breach timer's and
+    #: ``SLA_DUE_AT``'s index
+    sla_due_at: datetime = Field(default=datetime(9999, 12, 31, tzinfo=UTC), sa_type=UTCDateTime)
 
 
 @register

@@ -151,3 +151,24 @@ class CommentAuthorRole(_Named):
 
     REQUESTER = "REQUESTER"
     AGENT = "AGENT"
+
+
+class Weekday(_Named):
+    """Days of the week, Monday first (``datetime.weekday()`` order)."""
+
+    MONDAY = "MONDAY"
+    TUESDAY = "TUESDAY"
+    WEDNESDAY = "WEDNESDAY"
+    THURSDAY = "THURSDAY"
+    FRIDAY = "FRIDAY"
+    SATURDAY = "SATURDAY"
+    SUNDAY = "SUNDAY"
+
+
+class SlaState(_Named):
+    """Where a ticket's service-level targets stand."""
+
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    MET = "MET"
+    BREACHED = "BREACHED"

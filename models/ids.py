@@ -26,6 +26,7 @@ PREFIXES: dict[str, str] = {
     "activity": "Activity",
     "metric": "Metric",
     "comment": "Comment",
+    "slapolicy": "SlaPolicy",
     "evt": "Event",
 }
 

@@ -21,7 +21,7 @@ PAST_TENSE = {
     "activate": "Activated", "pause": "Paused", "cancel": "Cancelled",
     "reactivate": "Reactivated", "upgrade": "Upgraded", "downgrade": "Downgraded",
     "renew": "Renewed", "complete": "Completed", "record": "Recorded",
-    "comment": "Commented", "merge": "Merged",
+    "comment": "Commented", "merge": "Merged", "sla_breach": "SlaBreached",
 }  # fmt: skip
 
 
@@ -37,6 +37,8 @@ class Lifecycle:
     #: to say so ("merged into" ticket_…)
     sealed_by: str | None = None
     sealed_as: str = ""
+    #: verbs the server itself applies, in any state, never offered to callers
+    system: frozenset[str] = frozenset()
 
     @property
     def verbs(self) -> list[str]:
@@ -45,7 +47,7 @@ class Lifecycle:
         return ["update", "delete", *named]
 
     def permits(self, verb: str, state: str | None) -> bool:
-        if verb in ("update", "delete"):
+        if verb in ("update", "delete") or verb in self.system:
             return True
         return any(v == verb and (src is ANY or state in src) for v, src, _ in self.rows)
 
@@ -100,6 +102,7 @@ LIFECYCLES: dict[str, Lifecycle] = {
             },
             sealed_by="merged_into_id",
             sealed_as="merged into",
+            system=frozenset({"sla_breach"}),
         ),
         Lifecycle(
             "Contact",
@@ -171,6 +174,7 @@ LIFECYCLES: dict[str, Lifecycle] = {
         ),
         Lifecycle("Metric", None, rows=(("record", ANY, None),)),
         Lifecycle("Comment", None),
+        Lifecycle("SlaPolicy", None),
     )
 }
 

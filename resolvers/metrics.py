@@ -63,6 +63,22 @@ class Csat:
 
 
 @dataclass
+class SlaAttainment:
+    """Service-level targets met and breached (a target met at or before its due time)."""
+
+    first_response_met: int = 0
+    first_response_breached: int = 0
+    resolution_met: int = 0
+    resolution_breached: int = 0
+
+    @property
+    def attainment(self) -> float | None:
+        met = self.first_response_met + self.resolution_met
+        missed = self.first_response_breached + self.resolution_breached
+        return met / (met + missed) if met + missed else None
+
+
+@dataclass
 class Bucket:
     """The metrics of one group of tickets."""
 
@@ -75,6 +91,7 @@ class Bucket:
     first_response_seconds: DurationStats
     resolution_seconds: DurationStats
     csat: Csat
+    sla: SlaAttainment
 
 
 async def support_metrics(
@@ -164,6 +181,7 @@ def _totals(
             func.avg(cast(col(Ticket.satisfaction), Float)).label("csat_average"),
             func.count(col(Ticket.satisfaction)).label("csat_responses"),
             _count_if(col(Ticket.satisfaction) >= 4).label("csat_satisfied"),
+            *_sla_counts(),
         )
         .where(condition)
         .group_by(*([] if key is None else [key]))
@@ -216,6 +234,17 @@ def _percentiles(
 # --- rows to buckets ---------------------------------------------------------------------------
 
 
+def _sla_counts() -> list[ColumnElement[Any]]:
+    """Per target: met (its event at or before the due time) and breached (stamped)."""
+    table = Ticket.__table__
+    counts: list[ColumnElement[Any]] = []
+    for name, event in (("first_response", "first_response_at"), ("resolution", "resolved_at")):
+        due, happened = table.c[f"{name}_due_at"], table.c[event]
+        counts.append(_count_if(and_(due.is_not(None), happened.is_not(None), happened <= due)).label(f"{name}_met"))
+        counts.append(_count_if(table.c[f"{name}_breached_at"].is_not(None)).label(f"{name}_breached"))
+    return counts
+
+
 def _float(value: Any) -> float | None:
     return None if value is None else float(value)  # PostgreSQL may answer with Decimals
 
@@ -237,4 +266,8 @@ def _bucket(key: str | None, row: Any) -> Bucket:
             responses=responses,
             satisfied_rate=int(row.csat_satisfied) / responses if responses else None,
         ),
-    )
+        sla=SlaAttainment(
+            int(row.first_response_met), int(row.first_response_breached),
+            int(row.resolution_met), int(row.resolution_breached),
+        ),
+    )  # fmt: skip

@@ -231,9 +231,10 @@ def _after(keys: list[tuple[ColumnElement[Any], bool]], values: list[Any]) -> Co
 def order_keys(kind: type[TableClass], order: Sequence[tuple[str, bool]] = ()) -> list[tuple[ColumnElement[Any], bool]]:
     """The sort keys of a list: ``order`` (``[(column, descending)]``), then id to break ties.
 
-    Without an order, lists are oldest first (events: commit order).
+    Without an order, lists are oldest first (events: commit order), or in the table's own
+    ``list_order`` (policies: by position).
     """
-    default = "seq" if hasattr(kind, "seq") else "created_at"
+    default = "seq" if hasattr(kind, "seq") else getattr(kind, "list_order", "created_at")
     keys = [(sort_expression(kind, name), desc) for name, desc in (order or [(default, False)])]
     keys.append((kind.__table__.columns["id"], keys[-1][1] if order else False))
     return keys

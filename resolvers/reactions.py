@@ -13,6 +13,7 @@ from typing import cast
 from models.entities import Activity, Contact, Issue, Metric, Organization, Subscription, Ticket
 from models.enums import PRIORITY_RANK
 from models.types import utcnow
+from resolvers import service_levels
 from resolvers.hooks import Change, Hooks
 from resolvers.loaders import pick_current_subscription
 from resolvers.verbs import ticket as tickets
@@ -165,6 +166,7 @@ def register(hooks: Hooks) -> None:
     hooks.after("Ticket.Resolved")(record_resolution_time)
     hooks.after("Issue.Closed")(resolve_escalated_tickets)
     hooks.before("Subscription.Created")(start_trial)
+    service_levels.register(hooks)  # last: the clocks read the fields the hooks above set
 
 
 def shipped() -> Hooks:

@@ -53,8 +53,12 @@ class UnitOfWork:
         self._causes: list[str] = []
         #: entities this unit created or row-locked: live, in this tenant, no need to ask again
         self._held: dict[str, Entity] = {}
+        #: entities this unit read without a lock (a hook's lookups): asked once per unit
+        self._read: dict[str, Entity] = {}
         #: ids this unit has seen live in its tenant (read, checked or created), until deleted
         self._live: set[str] = set()
+        #: broker channels to wake once this unit commits (a breach timer)
+        self._wakes: set[str] = set()
 
     async def __aenter__(self) -> UnitOfWork:
         self._writing = self.db.writing()
@@ -84,6 +88,13 @@ class UnitOfWork:
             last = self.events[-1].seq
             assert last is not None  # numbered at commit
             await self.publish(self.tenant, last)
+        if exc_type is None and self.publish is not None:
+            for channel in sorted(self._wakes):
+                await self.publish(channel, 0)
+
+    def wake(self, channel: str) -> None:
+        """Once this unit commits, wake the listeners of ``channel`` on every worker."""
+        self._wakes.add(channel)
 
     async def _commit(self) -> None:
         """Number this unit's events and commit.
@@ -108,6 +119,9 @@ class UnitOfWork:
         held = self._held.get(id_)
         if held is not None and isinstance(held, kind) and held.deleted_at is None:
             return held
+        read = self._read.get(id_) if not lock and held is None else None
+        if read is not None and isinstance(read, kind):
+            return read
         if type_of(id_) != kind.type_name:
             raise NotFound(f"No {kind.type_name} with id {id_!r}", id=id_)
         statements = _statements(kind)
@@ -118,6 +132,9 @@ class UnitOfWork:
         entity = as_entity(kind, row._asdict())
         if lock:
             self._held[id_] = entity
+            self._read.pop(id_, None)
+        else:
+            self._read[id_] = entity
         self._live.add(id_)
         return entity
 
@@ -127,6 +144,11 @@ class UnitOfWork:
             return await self.load(kind, id_, lock=False)
         except NotFound:
             return None
+
+    async def claim(self, kind: type[E], statement: Any) -> list[Any]:
+        """Run a conditional ``UPDATE … RETURNING`` on ``kind``'s table in this transaction: the
+        rows this unit won (a concurrent unit that ran it first got the others)."""
+        return list((await self.session.execute(statement)).all())
 
     async def find_all(self, kind: type[E], **equal: Any) -> list[E]:
         """The live entities of this tenant whose columns equal ``equal``, oldest first."""

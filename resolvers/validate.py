@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import String
 
 from models.base import ENTITIES, Entity
-from models.history import api_name
+from models.business_time import BusinessHours, BusinessHoursError
+from models.history import api_name, jsonable
 from models.ids import type_of
 from resolvers.errors import BadInput
 
@@ -90,8 +91,15 @@ def clean(kind: type[Entity], values: dict[str, Any], *, creating: bool) -> dict
                 article = "an" if target.type_name[0] in "AEIOU" else "a"
                 raise BadInput(f"{field} must be the id of {article} {target.type_name}", field=field)
         expected = kind.model_fields[name].annotation
-        if isinstance(value, (list, dict)) or expected in _DOCUMENTS:
+        if info.get("system"):  # written by the server's own rules, never by a caller
+            out[name] = value
+            continue
+        if "business_hours" in info:
+            value = _business_hours(field, value)
+        elif isinstance(value, (list, dict)) or expected in _DOCUMENTS:
             _check_document(field, value, expected)
+        if "enum_list" in info:
+            value = _enum_list(field, value, info["enum_list"])
         out[name] = value
     if creating:
         for name in required(kind):
@@ -109,3 +117,19 @@ def _check_document(field: str, value: Any, expected: Any) -> None:
             raise BadInput(f"{field} must be non-empty strings of at most 1000 characters", field=field)
     elif not isinstance(value, dict):
         raise BadInput(f"{field} must be a JSON object", field=field)
+
+
+def _enum_list(field: str, value: list[str], enum: type[Enum]) -> list[str]:
+    """A list of an enum's names, each once, in the enum's order."""
+    unknown = [v for v in value if v not in enum.__members__]
+    if unknown:
+        raise BadInput(f"{field} must hold only {', '.join(enum.__members__)} (not {unknown[0]!r})", field=field)
+    return [name for name in enum.__members__ if name in value]
+
+
+def _business_hours(field: str, value: Any) -> dict[str, Any]:
+    """Business hours as the API shapes them, checked and normalised (``models.business_time``)."""
+    try:
+        return BusinessHours.parse(jsonable(value)).to_document()
+    except BusinessHoursError as error:
+        raise BadInput(f"{field}: {error}", field=field) from None

@@ -32,6 +32,14 @@ class Work(Protocol):
         """The live entities of this tenant whose columns equal ``equal``, oldest first."""
         ...
 
+    async def claim(self, kind: type[E], statement: Any) -> list[Any]:
+        """Run a conditional ``UPDATE … RETURNING``: the rows this unit won."""
+        ...
+
+    def wake(self, channel: str) -> None:
+        """Once the unit commits, wake the listeners of ``channel`` on every worker."""
+        ...
+
     async def create(self, kind: type[E], values: dict[str, Any], *, args: dict[str, Any] | None = None) -> E:
         """Create an entity with its ``Created`` event."""
         ...

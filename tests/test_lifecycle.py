@@ -26,11 +26,12 @@ STARTS: dict[str, dict[str | None, dict[str, Any]]] = {
     "Ticket": {"OPEN": {}}, "Contact": {"LEAD": {}}, "Organization": {None: {}},
     "Deal": {"PROSPECTING": {}}, "Issue": {"OPEN": {}}, "Activity": {"PENDING": {}}, "Metric": {None: {}},
     "Subscription": {"ACTIVE": {}, "TRIALING": {"trialEnd": "2031-01-01T00:00:00+00:00"}},
+    "SlaPolicy": {None: {}},
 }  # fmt: skip
 #: A plain field each entity's ``update`` may change without touching its state.
 PLAIN = {
     "Ticket": "subject", "Contact": "name", "Organization": "name", "Deal": "name",
-    "Subscription": "plan", "Issue": "title", "Activity": "subject", "Metric": "name",
+    "Subscription": "plan", "Issue": "title", "Activity": "subject", "Metric": "name", "SlaPolicy": "name",
 }  # fmt: skip
 #: Entities with verbs beyond update and delete expose ``allowedTransitions``.
 HAS_ALLOWED = {entity for entity, lc in LIFECYCLES.items() if lc.rows}
@@ -176,6 +177,7 @@ class Api:
             "Organization": {"name": f"org {tag}"}, "Deal": {"name": f"deal {tag}", "value": 1200.0},
             "Subscription": {"startedAt": "2030-01-01T00:00:00+00:00"}, "Issue": {"title": f"issue {tag}"},
             "Activity": {"subject": f"activity {tag}"}, "Metric": {"name": f"metric {tag}", "value": 1.0},
+            "SlaPolicy": {"name": f"policy {tag}", "active": False},  # inactive: applies to no ticket
         }  # fmt: skip
         return self.mutate(f"create{entity}", {"input": required[entity] | (extra or {})})["id"]
 

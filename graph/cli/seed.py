@@ -44,6 +44,7 @@ from graph.cli.seed_data import (
     WHO,
     WINS,
 )
+from graph.cli.seed_policies import create_policies
 from graph.cli.seed_threads import (
     ACCOUNT_NOTES,
     AGAIN,
@@ -145,6 +146,7 @@ class _Seeder:
         rng.shuffle(names)
         names = [names[i % len(names)] + (f" {i // len(names) + 1}" if i >= len(names) else "")
                  for i in range(organizations)]  # fmt: skip
+        await self.each([None], lambda uow, _: create_policies(uow), counted=False)
         (support,) = await self.each(["Support Team"], self.organization, counted=False)
         agents = min(8, max(1, contacts // 15))
         self.agents = await self.each([support] * agents, self.agent)

@@ -27,6 +27,7 @@ from graph.context import Context
 from graph.errors import unavailable
 from graph.schema import build_schema
 from graph.server.auth import KeyRing
+from graph.server.breach_timer import BreachTimer
 from graph.server.brokers.factory import broker_from_url
 from graph.server.fanout import Fanout, sharing_handlers
 from graph.server.http import ANONYMOUS, GRAPHQL_RESPONSE, Door, Refusal
@@ -248,13 +249,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
     services = Services(settings, db, broker, deployment_hooks(), KeyRing(db), live, Fanout())
     graphql_app = SupportGraphQL(services)
 
+    timer = BreachTimer(db, services.hooks, broker)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await prepare_schema(services.db, upgrade=settings.migrate)
         await services.broker.start()
+        await timer.start()
         try:
             yield
         finally:
+            await timer.stop()
             await services.live.stop()
             await graphql_app.door.close()
             await services.broker.stop()
@@ -297,6 +302,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.services = services
     app.state.graphql = graphql_app
+    app.state.breach_timer = timer
     return app
 
 

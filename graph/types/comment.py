@@ -8,6 +8,7 @@ from strawberry import UNSET
 from strawberry.types import Info
 
 from graph.types.common import Connection, MetaFields, Node, is_row_of, related
+from graph.types.event import history
 from models.conversation import Comment as CommentRow
 from models.entities import Ticket as TicketRow
 from models.enums import CommentAuthorRole
@@ -24,6 +25,7 @@ class Comment(Node, MetaFields):
         description="REQUESTER when the author is the ticket's requester, else AGENT."
     )
 
+    events = history()
     is_type_of = is_row_of("Comment")
 
 

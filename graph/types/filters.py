@@ -56,6 +56,7 @@ for _enum in (
     enums.ContactStage, enums.ContactStatus, enums.OrganizationType, enums.OrganizationStatus,
     enums.OrganizationTier, enums.DealStage, enums.SubscriptionStatus, enums.IssueStatus,
     enums.IssueType, enums.ActivityType, enums.ActivityStatus, enums.MetricType, enums.CommentAuthorRole,
+    enums.Weekday, enums.SlaState,
 ):  # fmt: skip
     strawberry.enum(_enum)
 
@@ -75,6 +76,7 @@ IssueTypeFilter = _enum_filter(enums.IssueType)
 ActivityTypeFilter = _enum_filter(enums.ActivityType)
 ActivityStatusFilter = _enum_filter(enums.ActivityStatus)
 MetricTypeFilter = _enum_filter(enums.MetricType)
+SlaStateFilter = _enum_filter(enums.SlaState)
 
 
 @strawberry.enum

@@ -52,6 +52,17 @@ class CsatStats:
     )
 
 
+@strawberry.type(description="Service-level targets of the group's tickets, met and breached.")
+class SlaStats:
+    first_response_met: int = strawberry.field(description="First responses at or before their due time.")
+    first_response_breached: int
+    resolution_met: int = strawberry.field(description="Resolutions at or before their due time.")
+    resolution_breached: int
+    attainment: Optional[float] = strawberry.field(
+        description="met / (met + breached) over both targets; null when none is settled."
+    )
+
+
 @strawberry.type(description="Support metrics of one group of tickets.")
 class SupportMetricsBucket:
     key: Optional[str] = strawberry.field(
@@ -74,6 +85,7 @@ class SupportMetricsBucket:
         description="resolvedAt − createdAt, over the tickets that have resolvedAt."
     )
     csat: CsatStats = strawberry.field(description="Satisfaction ratings of the group's tickets.")
+    sla: SlaStats
 
 
 async def resolve_support_metrics(

@@ -17,11 +17,13 @@ from graph.types.filters import (
     IntFilter,
     OrderDirection,
     PriorityFilter,
+    SlaStateFilter,
     StringFilter,
     TagsFilter,
     TicketChannelFilter,
     TicketStatusFilter,
 )  # fmt: skip
+from graph.types.slapolicy import sla_field
 from models.entities import Ticket as TicketRow
 from models.enums import Priority, TicketChannel, TicketStatus
 
@@ -54,6 +56,7 @@ class Ticket(Node, MetaFields):
     comment_count = thread_length
     merged_into = related("Ticket", "merged_into_id", "The ticket this one was merged into (then CLOSED).")
     merged_tickets = children("Ticket", "merged_into_id", "The tickets merged into this one.")
+    sla = sla_field
     events = history()
     allowed_transitions = allowed_transitions("Ticket", TicketVerb)
 
@@ -121,6 +124,7 @@ class TicketWhere:
     deal: Optional[IDFilter] = UNSET
     satisfaction: Optional[IntFilter] = UNSET
     merged_into: Optional[IDFilter] = UNSET
+    sla_state: Optional[SlaStateFilter] = UNSET
     first_response_at: Optional[DateTimeFilter] = UNSET
     resolved_at: Optional[DateTimeFilter] = UNSET
     closed_at: Optional[DateTimeFilter] = UNSET
@@ -140,6 +144,7 @@ class TicketOrderField(Enum):
     STATUS = "status"
     SUBJECT = "subject"
     SATISFACTION = "satisfaction"
+    SLA_DUE_AT = strawberry.enum_value("sla_due_at", description="The earliest service-level target still running.")
 
 
 @strawberry.input

@@ -18,7 +18,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 import models.conversation
 import models.entities
 import models.event
-import models.keys  # noqa: F401
+import models.keys
+import models.service_levels  # noqa: F401
 from models.db.plain import PlainReads
 from models.db.sqlite_driver import OneHopConnection, OneHopDBAPI
 

@@ -1,0 +1,129 @@
+"""A ticket's service-level clocks: which policy applies, when each target is due, where it stands.
+
+Pure rules over a ticket's fields; the verb path applies them on every ticket write
+(``resolvers.service_levels``) and the breach timer claims what they say is due.
+
+- The active policy with the lowest position whose lists hold the ticket's priority, its
+  organization's tier and its channel applies (an empty list holds anything).
+- A target is due ``seconds`` of business time after ``created_at``, plus the business time the
+  ticket spent PENDING (its pauses), which does not count.
+- A target is met when its event (first response, resolution) came at or before its due time;
+  it is breached once the timer stamps it; a CLOSED ticket's open targets are waived.
+- ``sla_due_at`` is the earliest due time still running (not met, breached or waived; not while
+  paused), or ``NEVER``: what the timer sleeps until and what ``SLA_DUE_AT`` orders by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from models.business_time import BusinessHours, add_business_seconds, business_seconds_between
+from models.service_levels import SlaPolicy
+
+#: ``sla_due_at`` of a ticket with no clock running (a NOT NULL column keeps the index simple)
+NEVER = datetime(9999, 12, 31, tzinfo=UTC)
+#: metric → (target column of the policy, the ticket's due, breach and event columns)
+METRICS: dict[str, tuple[str, str, str, str]] = {
+    "FIRST_RESPONSE": ("first_response_seconds", "first_response_due_at", "first_response_breached_at",
+                       "first_response_at"),
+    "RESOLUTION": ("resolution_seconds", "resolution_due_at", "resolution_breached_at", "resolved_at"),
+}  # fmt: skip
+#: the ticket fields whose change chooses the policy again (with the organization's tier)
+CHOOSING = ("priority", "organization_id", "channel")
+#: every column the clocks write
+COLUMNS = (
+    "sla_policy_id", "first_response_due_at", "resolution_due_at", "first_response_breached_at",
+    "resolution_breached_at", "sla_paused_at", "sla_pauses", "sla_state", "sla_due_at",
+)  # fmt: skip
+
+
+def choose(
+    policies: Iterable[SlaPolicy], *, priority: str | None, tier: str | None, channel: str | None
+) -> SlaPolicy | None:
+    """The policy that applies to a ticket of this priority, organization tier and channel."""
+
+    def holds(allowed: list[str], value: str | None) -> bool:
+        return not allowed or value in allowed
+
+    fitting = [
+        p for p in policies
+        if p.active and p.deleted_at is None and holds(p.priorities, priority)
+        and holds(p.organization_tiers, tier) and holds(p.channels, channel)
+    ]  # fmt: skip
+    return min(fitting, key=lambda p: (p.position, p.created_at, p.id), default=None)
+
+
+def hours_of(policy: SlaPolicy) -> BusinessHours | None:
+    return None if policy.business_hours is None else BusinessHours.parse(policy.business_hours)
+
+
+def clocks(ticket: Mapping[str, Any], policy: SlaPolicy | None, *, chosen: bool, now: datetime) -> dict[str, Any]:
+    """The clock columns of ``ticket`` (its fields after the write) under ``policy``; ``chosen``:
+    the policy was chosen afresh, so the due times are computed again."""
+    paused_at: datetime | None = ticket["sla_paused_at"]
+    pauses: list[list[str]] = list(ticket["sla_pauses"] or [])
+    pending = ticket["status"] == "PENDING"
+    if pending and paused_at is None:
+        paused_at = now
+    elif not pending and paused_at is not None:
+        pauses.append([paused_at.isoformat(), now.isoformat()])
+        paused_at = None
+    out: dict[str, Any] = {"sla_paused_at": paused_at, "sla_pauses": pauses}
+    if policy is None:
+        return out | {name: None for name in COLUMNS if name not in out} | {"sla_due_at": NEVER}
+    out["sla_policy_id"] = policy.id
+    if chosen or pauses != (ticket["sla_pauses"] or []):
+        out |= due_times(policy, ticket["created_at"], pauses)
+    current = {**ticket, **out}
+    out["sla_state"] = state(current)
+    out["sla_due_at"] = running_due(current)
+    return out
+
+
+def due_times(policy: SlaPolicy, created_at: datetime, pauses: list[list[str]]) -> dict[str, datetime | None]:
+    """Each target's due time: its business seconds after creation, plus the paused ones."""
+    hours = hours_of(policy)
+    if created_at.microsecond:  # business time counts whole seconds: never due before its target
+        created_at = created_at.replace(microsecond=0) + timedelta(seconds=1)
+    paused = sum(
+        business_seconds_between(hours, datetime.fromisoformat(start), datetime.fromisoformat(end))
+        for start, end in pauses
+    )
+    due: dict[str, datetime | None] = {}
+    for target, due_column, _, _ in METRICS.values():
+        seconds = getattr(policy, target)
+        due[due_column] = None if seconds is None else add_business_seconds(hours, created_at, seconds + paused)
+    return due
+
+
+def met(ticket: Mapping[str, Any], metric: str) -> bool:
+    _, due_column, _, event_column = METRICS[metric]
+    due, happened = ticket[due_column], ticket[event_column]
+    return due is not None and happened is not None and happened <= due
+
+
+def running(ticket: Mapping[str, Any], metric: str) -> bool:
+    """Whether the target's clock still runs: due, not met, not breached, not waived, not paused."""
+    _, due_column, breach_column, _ = METRICS[metric]
+    return (
+        ticket[due_column] is not None and ticket[breach_column] is None and not met(ticket, metric)
+        and ticket["status"] != "CLOSED" and ticket["sla_paused_at"] is None
+    )  # fmt: skip
+
+
+def state(ticket: Mapping[str, Any]) -> str:
+    if any(ticket[breach] is not None for _, _, breach, _ in METRICS.values()):
+        return "BREACHED"
+    if ticket["status"] == "PENDING":
+        return "PAUSED"
+    if any(running(ticket, metric) for metric in METRICS):
+        return "ACTIVE"
+    return "MET"
+
+
+def running_due(ticket: Mapping[str, Any]) -> datetime:
+    """The earliest due time still running, or ``NEVER``."""
+    due = [ticket[METRICS[m][1]] for m in METRICS if running(ticket, m)]
+    return min(due, default=NEVER)
