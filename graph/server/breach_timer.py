@@ -69,6 +69,8 @@ class BreachTimer:
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
             sleep = LONGEST_SLEEP if due is None else min(LONGEST_SLEEP, (due - utcnow()).total_seconds())
+            if sleep <= 0:  # due, yet nothing to claim: another worker is recording it, or a
+                sleep = RETRY_SECONDS  # clock is stale; never a busy loop either way
             if sleep > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._woken.wait(), sleep)
