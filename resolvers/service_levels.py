@@ -29,7 +29,8 @@ from resolvers.work import Work
 
 #: the actor of the events the clocks write themselves
 SYSTEM_ACTOR = "system"
-#: the broker channel on which a write that moved a clock wakes every worker's breach timer
+#: the broker channel on which a write that moved a due time earlier tells every worker's breach
+#: timer the new due time (whole seconds since the epoch, rounded down)
 TIMER_CHANNEL = "__sla_timer__"
 #: how many due tickets one unit of work claims
 BATCH = 500
@@ -58,8 +59,9 @@ async def keep_clocks(change: Change) -> None:
         policy = None
     settled = clocks(after, policy, chosen=chosen, now=utcnow())
     values.update({k: v for k, v in settled.items() if v != after.get(k)})
-    if values.get("sla_due_at", NEVER) < ticket.sla_due_at:  # earlier than any timer may sleep until
-        uow.wake(TIMER_CHANNEL)
+    due = values.get("sla_due_at", NEVER)
+    if due < ticket.sla_due_at:  # perhaps earlier than a timer sleeps until: it decides
+        uow.wake(TIMER_CHANNEL, int(due.timestamp()))
 
 
 async def breach(

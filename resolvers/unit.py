@@ -57,8 +57,8 @@ class UnitOfWork:
         self._read: dict[str, Entity] = {}
         #: ids this unit has seen live in its tenant (read, checked or created), until deleted
         self._live: set[str] = set()
-        #: broker channels to wake once this unit commits (a breach timer)
-        self._wakes: set[str] = set()
+        #: broker channels to wake once this unit commits (a breach timer), with the least value
+        self._wakes: dict[str, int] = {}
 
     async def __aenter__(self) -> UnitOfWork:
         self._writing = self.db.writing()
@@ -89,12 +89,13 @@ class UnitOfWork:
             assert last is not None  # numbered at commit
             await self.publish(self.tenant, last)
         if exc_type is None and self.publish is not None:
-            for channel in sorted(self._wakes):
-                await self.publish(channel, 0)
+            for channel, value in sorted(self._wakes.items()):
+                await self.publish(channel, value)
 
-    def wake(self, channel: str) -> None:
-        """Once this unit commits, wake the listeners of ``channel`` on every worker."""
-        self._wakes.add(channel)
+    def wake(self, channel: str, value: int = 0) -> None:
+        """Once this unit commits, wake the listeners of ``channel`` on every worker, telling them
+        ``value`` (the least of those given: a due time, for a breach timer)."""
+        self._wakes[channel] = min(value, self._wakes.get(channel, value))
 
     async def _commit(self) -> None:
         """Number this unit's events and commit.

@@ -36,8 +36,8 @@ class Work(Protocol):
         """Run a conditional ``UPDATE … RETURNING``: the rows this unit won."""
         ...
 
-    def wake(self, channel: str) -> None:
-        """Once the unit commits, wake the listeners of ``channel`` on every worker."""
+    def wake(self, channel: str, value: int = 0) -> None:
+        """Once the unit commits, wake the listeners of ``channel`` on every worker with ``value``."""
         ...
 
     async def create(self, kind: type[E], values: dict[str, Any], *, args: dict[str, Any] | None = None) -> E:

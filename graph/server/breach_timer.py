@@ -2,7 +2,8 @@
 what is due (``resolvers.service_levels.breach_due``).
 
 Nothing polls: between due times it waits on an event, set when this or another worker commits
-a write that makes a due time earlier (the broker's ``TIMER_CHANNEL``). On start it first claims
+a write that makes a due time earlier than the one it sleeps until (the broker's
+``TIMER_CHANNEL`` carries the new due time, so later ones wake nobody). On start it first claims
 whatever fell due while no server ran. Every worker runs one; the claims make each breach one
 event, whoever wakes first.
 """
@@ -37,14 +38,22 @@ class BreachTimer:
         self.db, self.hooks, self.broker = db, hooks, broker
         self.publish = publish if publish is not None else broker.publish
         self._woken = asyncio.Event()
+        #: when the timer wakes by itself (epoch seconds); it is woken for earlier due times only
+        self._sleeping_until = 0.0
         self._task: asyncio.Task[None] | None = None
         self._unlisten: Callable[[], None] | None = None
         #: breaches this worker recorded (for tests and logs)
         self.recorded = 0
 
     async def start(self) -> None:
-        self._unlisten = self.broker.listen(TIMER_CHANNEL, lambda _channel, _seq: self._woken.set())
+        self._unlisten = self.broker.listen(TIMER_CHANNEL, self._told)
         self._task = asyncio.create_task(self._run(), name="sla-breach-timer")
+
+    def _told(self, _channel: str, due: int) -> None:
+        """A write made a due time ``due`` (epoch seconds): wake if that is before the one this
+        timer sleeps until (or if the broker asks every listener to look again: ``due`` ≤ 0)."""
+        if due <= 0 or due < self._sleeping_until:
+            self._woken.set()
 
     async def stop(self) -> None:
         if self._unlisten is not None:
@@ -57,6 +66,7 @@ class BreachTimer:
     async def _run(self) -> None:
         while True:
             self._woken.clear()  # before looking: a wake-up from here on is not lost
+            self._sleeping_until = 0.0  # and while looking, every wake-up counts
             try:
                 recorded = await breach_due(self.db, self.hooks, self.publish, utcnow())
                 self.recorded += recorded
@@ -72,5 +82,6 @@ class BreachTimer:
             if sleep <= 0:  # due, yet nothing to claim: another worker is recording it, or a
                 sleep = RETRY_SECONDS  # clock is stale; never a busy loop either way
             if sleep > 0:
+                self._sleeping_until = utcnow().timestamp() + sleep
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._woken.wait(), sleep)
