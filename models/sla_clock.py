@@ -60,8 +60,12 @@ def hours_of(policy: SlaPolicy) -> BusinessHours | None:
 
 
 def clocks(ticket: Mapping[str, Any], policy: SlaPolicy | None, *, chosen: bool, now: datetime) -> dict[str, Any]:
-    """The clock columns of ``ticket`` (its fields after the write) under ``policy``; ``chosen``:
-    the policy was chosen afresh, so the due times are computed again."""
+    """The clock columns of ``ticket`` (its fields after the write).
+
+    ``chosen``: ``policy`` was chosen afresh (None: none applies), and the due times are
+    computed again. Otherwise the ticket keeps its policy; ``policy`` is given when a pause starts
+    or ends (its hours move the due times), else None (nothing to recompute; also when the policy
+    was deleted since: its clocks run on)."""
     paused_at: datetime | None = ticket["sla_paused_at"]
     pauses: list[list[str]] = list(ticket["sla_pauses"] or [])
     pending = ticket["status"] == "PENDING"
@@ -71,11 +75,10 @@ def clocks(ticket: Mapping[str, Any], policy: SlaPolicy | None, *, chosen: bool,
         pauses.append([paused_at.isoformat(), now.isoformat()])
         paused_at = None
     out: dict[str, Any] = {"sla_paused_at": paused_at, "sla_pauses": pauses}
-    if policy is None:
+    if (chosen and policy is None) or (not chosen and ticket["sla_policy_id"] is None):
         return out | {name: None for name in COLUMNS if name not in out} | {"sla_due_at": NEVER}
-    out["sla_policy_id"] = policy.id
-    if chosen or pauses != (ticket["sla_pauses"] or []):
-        out |= due_times(policy, ticket["created_at"], pauses)
+    if policy is not None and (chosen or pauses != (ticket["sla_pauses"] or [])):
+        out |= {"sla_policy_id": policy.id} | due_times(policy, ticket["created_at"], pauses)
     current = {**ticket, **out}
     out["sla_state"] = state(current)
     out["sla_due_at"] = running_due(current)

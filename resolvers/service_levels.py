@@ -53,10 +53,10 @@ async def keep_clocks(change: Change) -> None:
             await uow.find_all(SlaPolicy),
             priority=after["priority"], tier=organization.tier if organization else None, channel=after["channel"],
         )  # fmt: skip
-    elif ticket.sla_policy_id is not None:
-        policy = await uow.find(SlaPolicy, ticket.sla_policy_id)
+    elif ticket.sla_policy_id is not None and (after["status"] == "PENDING") != (ticket.sla_paused_at is not None):
+        policy = await uow.find(SlaPolicy, ticket.sla_policy_id)  # a pause starts or ends: its hours count
     else:
-        policy = None
+        policy = None  # the clocks run on as they are
     settled = clocks(after, policy, chosen=chosen, now=utcnow())
     values.update({k: v for k, v in settled.items() if v != after.get(k)})
     due = values.get("sla_due_at", NEVER)
