@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Callable
 
 from models.db.engine import Database
@@ -39,7 +40,7 @@ class BreachTimer:
         self.publish = publish if publish is not None else broker.publish
         self._woken = asyncio.Event()
         #: when the timer wakes by itself (epoch seconds); it is woken for earlier due times only
-        self._sleeping_until = 0.0
+        self._sleeping_until = math.inf
         self._task: asyncio.Task[None] | None = None
         self._unlisten: Callable[[], None] | None = None
         #: breaches this worker recorded (for tests and logs)
@@ -66,7 +67,7 @@ class BreachTimer:
     async def _run(self) -> None:
         while True:
             self._woken.clear()  # before looking: a wake-up from here on is not lost
-            self._sleeping_until = 0.0  # and while looking, every wake-up counts
+            self._sleeping_until = math.inf  # and while looking, every wake-up counts
             try:
                 recorded = await breach_due(self.db, self.hooks, self.publish, utcnow())
                 self.recorded += recorded
