@@ -158,7 +158,8 @@ class Ticket(Entity, table=True):
     first_response_breached_at: datetime | None = timestamp()
     resolution_breached_at: datetime | None = timestamp()
     sla_paused_at: datetime | None = timestamp()
-    sla_pauses: list[list[str]] | None = Field(
+    #: ``[start, end, [targets it held]]`` per pause (ISO instants)
+    sla_pauses: list[list[Any]] | None = Field(
         default=None, sa_type=JSONDocument, sa_column_kwargs={"info": {"system": True}}
     )
     sla_state: str | None = enum_column(SlaState)

@@ -67,12 +67,12 @@ def clocks(ticket: Mapping[str, Any], policy: SlaPolicy | None, *, chosen: bool,
     or ends (its hours move the due times), else None (nothing to recompute; also when the policy
     was deleted since: its clocks run on)."""
     paused_at: datetime | None = ticket["sla_paused_at"]
-    pauses: list[list[str]] = list(ticket["sla_pauses"] or [])
+    pauses: list[list[Any]] = list(ticket["sla_pauses"] or [])
     pending = ticket["status"] == "PENDING"
     if pending and paused_at is None:
         paused_at = now
-    elif not pending and paused_at is not None:
-        pauses.append([paused_at.isoformat(), now.isoformat()])
+    elif not pending and paused_at is not None:  # the pause holds the targets that were running
+        pauses.append([paused_at.isoformat(), now.isoformat(), _running_at(ticket, paused_at)])
         paused_at = None
     out: dict[str, Any] = {"sla_paused_at": paused_at, "sla_pauses": pauses}
     if (chosen and policy is None) or (not chosen and ticket["sla_policy_id"] is None):
@@ -85,19 +85,33 @@ def clocks(ticket: Mapping[str, Any], policy: SlaPolicy | None, *, chosen: bool,
     return out
 
 
-def due_times(policy: SlaPolicy, created_at: datetime, pauses: list[list[str]]) -> dict[str, datetime | None]:
-    """Each target's due time: its business seconds after creation, plus the paused ones."""
+def _running_at(ticket: Mapping[str, Any], moment: datetime) -> list[str]:
+    """The targets still open at ``moment`` (not breached, their event not yet come): those a
+    pause from then holds. A target settled before a pause keeps its due time."""
+    return [
+        metric for metric, (_, _, breach, event) in METRICS.items()
+        if ticket[breach] is None and (ticket[event] is None or ticket[event] > moment)
+    ]  # fmt: skip
+
+
+def due_times(policy: SlaPolicy, created_at: datetime, pauses: list[list[Any]]) -> dict[str, datetime | None]:
+    """Each target's due time: its business seconds after creation, plus the business seconds of
+    the pauses that held it (``[start, end, targets]``)."""
     hours = hours_of(policy)
     if created_at.microsecond:  # business time counts whole seconds: never due before its target
         created_at = created_at.replace(microsecond=0) + timedelta(seconds=1)
-    paused = sum(
-        business_seconds_between(hours, datetime.fromisoformat(start), datetime.fromisoformat(end))
-        for start, end in pauses
-    )
     due: dict[str, datetime | None] = {}
-    for target, due_column, _, _ in METRICS.values():
+    for metric, (target, due_column, _, _) in METRICS.items():
         seconds = getattr(policy, target)
-        due[due_column] = None if seconds is None else add_business_seconds(hours, created_at, seconds + paused)
+        if seconds is None:
+            due[due_column] = None
+            continue
+        paused = sum(
+            business_seconds_between(hours, datetime.fromisoformat(pause[0]), datetime.fromisoformat(pause[1]))
+            for pause in pauses
+            if metric in pause[2]
+        )
+        due[due_column] = add_business_seconds(hours, created_at, seconds + paused)
     return due
 
 
