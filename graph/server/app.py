@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
@@ -31,6 +32,7 @@ from graph.server.breach_timer import BreachTimer
 from graph.server.brokers.factory import broker_from_url
 from graph.server.fanout import Fanout, sharing_handlers
 from graph.server.http import ANONYMOUS, GRAPHQL_RESPONSE, Door, Refusal
+from graph.server.idempotency import Idempotency
 from graph.server.settings import Settings
 from models.db import migrate
 from models.db.engine import Database
@@ -79,6 +81,9 @@ class SupportGraphQL(GraphQL[Context, None]):
         )
         self.services = services
         self.door = Door(services.keys, settings, schema._schema)
+        self.idempotency = Idempotency(
+            services.db, ttl_seconds=settings.idempotency_ttl_seconds, lease_seconds=settings.idempotency_lease_seconds
+        )
         self.graphql_transport_ws_handler_class, self.graphql_ws_handler_class = sharing_handlers(
             services.fanout, self.fresh_context, settings.limits
         )
@@ -96,7 +101,7 @@ class SupportGraphQL(GraphQL[Context, None]):
         try:
             if not self._wants_graphiql(request):
                 request.state.principal = await self.door.admit(request)
-            response = await self._compiled(request) or await self.run(request)
+            response = await self.idempotency.answer(request, partial(self._execute, request))
         except Refusal as refusal:
             response = refusal.response(request.state.request_id, accept)
         except HTTPException as error:
@@ -106,6 +111,9 @@ class SupportGraphQL(GraphQL[Context, None]):
         except Exception as error:  # the door, the compiled path or Strawberry itself failed
             response = self._failure(error, request.state.request_id, accept)
         await response(scope, receive, send)
+
+    async def _execute(self, request: Request) -> Response:
+        return await self._compiled(request) or await self.run(request)
 
     def _failure(self, error: Exception, request_id: str, accept: str) -> Response:
         """A GraphQL-shaped answer to a request that failed outside execution: 503

@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     #: None: ten times the per-key ``limits.rate_per_minute`` / ``limits.rate_burst``
     address_rate_per_minute: int | None = Field(None, ge=1)
     address_rate_burst: int | None = Field(None, ge=1)
+    #: how long the response of a request with an ``Idempotency-Key`` is kept for replays
+    idempotency_ttl_seconds: float = Field(86400.0, gt=0)
+    #: how long a claimed key waits for its request to answer before another request may take it
+    #: over (the claim of a worker that died mid-request)
+    idempotency_lease_seconds: float = Field(60.0, gt=0)
 
     @field_validator("limits", mode="before")
     @classmethod

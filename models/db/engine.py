@@ -18,6 +18,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 import models.conversation
 import models.entities
 import models.event
+import models.idempotency
 import models.keys
 import models.service_levels  # noqa: F401
 from models.db.plain import PlainReads
