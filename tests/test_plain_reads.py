@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import JSON, BigInteger, Boolean, Date, Float, Integer, Numeric, String, bindparam, cast, func, select
+from sqlmodel import SQLModel
 
 from models.base import ENTITIES
 from models.db import migrate
@@ -21,7 +22,9 @@ from models.event import Event
 from models.types import UTCDateTime
 from tests.databases import fresh_database
 
-MODELS = [*ENTITIES.values(), Event]
+#: every table, each after the tables it refers to (rows refer to other tables' rows)
+_ORDER = [table.name for table in SQLModel.metadata.sorted_tables]
+MODELS = sorted([*ENTITIES.values(), Event], key=lambda model: _ORDER.index(model.__tablename__))
 TENANTS = ("tenant-a", "tenant-b")
 SPARSE, FULL = 0, 1  # row numbers: nullable columns NULL / every column set
 EXTRA_TICKETS = range(2, 7)  # more tickets per tenant, for "many" ids and timestamp ranges
@@ -38,6 +41,15 @@ JSON_SAMPLES = {
         "nested": {"list": [1, 2.5, "x"]},
     },
     "data": {"changes": {"status": ["OPEN", "ESCALATED"]}, "note": "ünïcode", "n": 7, "f": 1.25, "empty": []},
+    "priorities": ["HIGH", "URGENT"],
+    "organization_tiers": ["ENTERPRISE"],
+    "channels": [],
+    "business_hours": {
+        "timezone": "Europe/Berlin",
+        "days": [{"weekday": "MONDAY", "start": "09:00", "end": "17:00"}],
+        "holidays": ["2026-12-25"],
+    },
+    "sla_pauses": [["2026-01-05T09:00:00+00:00", "2026-01-05T10:30:00+00:00", ["RESOLUTION"]]],
 }
 
 
@@ -136,7 +148,7 @@ async def seeded(plain_url: str) -> AsyncIterator[Seeded]:
                         values = sample_row(model, tenant, n, full=full)
                         rows[model.__tablename__].append(values)
                         session.add(model(**values))
-                await session.flush()
+                        await session.flush()  # in MODELS' order: a row after those it refers to
             for tenant in TENANTS:
                 for n in EXTRA_TICKETS:
                     values = sample_row(Ticket, tenant, n, full=False)
