@@ -10,9 +10,12 @@ from strawberry.types import Info
 from graph.types.common import Connection, Node, list_connection, plain, reverse
 from graph.types.event import Event, EventOrder, EventWhere
 from graph.types.support_metrics import support_metrics_field
+from graph.types.webhook import Webhook
 from models.base import ENTITIES, Entity
 from models.event import Event as EventRow
 from models.ids import type_of
+from models.webhooks import Webhook as WebhookRow
+from models.webhooks import WebhookDelivery as DeliveryRow
 from resolvers import events, query, search
 
 if TYPE_CHECKING:  # lazy types: imported only for the checker
@@ -91,7 +94,25 @@ class Query:
         entity = type_of(id)
         if entity == "Event":
             return await event_by_id(info, id)
+        if entity in ("Webhook", "WebhookDelivery"):
+            return await webhook_part(info, id)
         return None if entity is None else await fetch(info, ENTITIES[entity], id)
+
+    @strawberry.field(description="One webhook by id.")
+    async def webhook(self, info: Info, id: strawberry.ID) -> Optional[Webhook]:
+        return await webhook_part(info, id) if type_of(id) == "Webhook" else None
+
+    @strawberry.field(description="The tenant's webhooks, oldest first.")
+    async def webhooks(
+        self, info: Info, first: Optional[int] = UNSET, after: Optional[str] = UNSET,
+        last: Optional[int] = UNSET, before: Optional[str] = UNSET,
+    ) -> Connection[Webhook]:  # fmt: skip
+        page = await query.find(
+            info.context.db, WebhookRow, tenant=info.context.tenant, first=None if first is UNSET else first,
+            after=None if after is UNSET else after, last=None if last is UNSET else last,
+            before=None if before is UNSET else before,
+        )  # fmt: skip
+        return Connection.of(page)
 
     @strawberry.field(description="One event by id.")
     async def event(self, info: Info, id: strawberry.ID) -> Optional[Event]:
@@ -115,3 +136,10 @@ async def event_by_id(info: Info, id_: str) -> Any:
     if type_of(id_) != "Event":
         return None
     return await info.context.loaders.by_id(EventRow).load(id_)
+
+
+async def webhook_part(info: Info, id_: str) -> Any:
+    """A live webhook or one of its deliveries, by id."""
+    kind = WebhookRow if type_of(id_) == "Webhook" else DeliveryRow
+    found = await query.get(info.context.db, kind, tenant=info.context.tenant, id_=id_)
+    return None if found is None or getattr(found, "deleted_at", None) is not None else found

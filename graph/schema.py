@@ -24,9 +24,22 @@ from graph.mutations.issue import IssueMutations
 from graph.mutations.metric import MetricMutations
 from graph.mutations.subscription import SubscriptionMutations
 from graph.mutations.ticket import TicketMutations
+from graph.mutations.webhook import WebhookMutations
 from graph.queries import Query
 from graph.subscriptions import Live
-from graph.types import activity, comment, contact, deal, issue, metric, organization, slapolicy, subscription, ticket
+from graph.types import (
+    activity,
+    comment,
+    contact,
+    deal,
+    issue,
+    metric,
+    organization,
+    slapolicy,
+    subscription,
+    ticket,
+    webhook,
+)
 from graph.validation import Limits, limit_errors, parsed
 
 Mutation = merge_types(
@@ -54,6 +67,7 @@ Mutation = merge_types(
         MetricMutations,
         crud("SlaPolicy", slapolicy.SlaPolicy, slapolicy.CreateSlaPolicyInput, slapolicy.UpdateSlaPolicyInput,
              created="Add a service-level policy (active unless active: false)."),
+        WebhookMutations,
     ),
 )  # fmt: skip
 
@@ -61,7 +75,7 @@ Mutation = merge_types(
 ENTITY_TYPES = [
     ticket.Ticket, contact.Contact, organization.Organization, deal.Deal,
     subscription.Subscription, issue.Issue, activity.Activity, metric.Metric, comment.Comment,
-    slapolicy.SlaPolicy,
+    slapolicy.SlaPolicy, webhook.Webhook, webhook.WebhookDelivery,
 ]  # fmt: skip
 
 

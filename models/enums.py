@@ -172,3 +172,12 @@ class SlaState(_Named):
     PAUSED = "PAUSED"
     MET = "MET"
     BREACHED = "BREACHED"
+
+
+class WebhookDeliveryStatus(_Named):
+    """Where one event's delivery to one webhook stands."""
+
+    PENDING = "PENDING"
+    DELIVERED = "DELIVERED"
+    RETRYING = "RETRYING"
+    FAILED = "FAILED"

@@ -28,6 +28,8 @@ PREFIXES: dict[str, str] = {
     "comment": "Comment",
     "slapolicy": "SlaPolicy",
     "evt": "Event",
+    "webhook": "Webhook",
+    "webhookdelivery": "WebhookDelivery",
 }
 
 

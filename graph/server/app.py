@@ -34,6 +34,7 @@ from graph.server.fanout import Fanout, sharing_handlers
 from graph.server.http import ANONYMOUS, GRAPHQL_RESPONSE, Door, Refusal
 from graph.server.idempotency import Idempotency
 from graph.server.settings import Settings
+from graph.server.webhook_sender import WebhookSender
 from models.db import migrate
 from models.db.engine import Database
 from resolvers import reactions
@@ -258,15 +259,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
     graphql_app = SupportGraphQL(services)
 
     timer = BreachTimer(db, services.hooks, broker)
+    webhook_sender = WebhookSender(db, broker, require_auth=settings.require_auth)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await prepare_schema(services.db, upgrade=settings.migrate)
         await services.broker.start()
         await timer.start()
+        await webhook_sender.start()
         try:
             yield
         finally:
+            await webhook_sender.stop()
             await timer.stop()
             await services.live.stop()
             await graphql_app.door.close()
@@ -311,6 +315,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.services = services
     app.state.graphql = graphql_app
     app.state.breach_timer = timer
+    app.state.webhook_sender = webhook_sender
     return app
 
 

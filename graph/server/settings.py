@@ -122,14 +122,20 @@ class LimitsFromEnvironment(PydanticBaseSettingsSource):
 
 def from_environment(**values: Any) -> Settings:
     """``Settings(**values)`` over the environment; a bad value is a one-line ``SettingsError``."""
+    from graph.server.webhook_sender import WebhookSettings  # the webhook sender's own variables
+
+    try:
+        WebhookSettings()
+    except ValidationError as error:
+        raise SettingsError(describe(error, prefix="WEBHOOK_")) from None
     try:
         return Settings(**values)
     except ValidationError as error:
         raise SettingsError(describe(error)) from None
 
 
-def describe(error: ValidationError) -> str:
-    """One line naming each bad variable, its value and what is wrong with it."""
+def describe(error: ValidationError, prefix: str = "") -> str:
+    """One line naming each bad variable (``prefix`` + its field), its value and what is wrong."""
     problems = []
     for problem in error.errors(include_url=False):
         loc = [str(part) for part in problem["loc"]]
@@ -141,7 +147,7 @@ def describe(error: ValidationError) -> str:
         elif loc[:1] == ["migrate"]:
             variable = "MIGRATE_ON_START"
         else:
-            variable = (loc[0] if loc else "?").upper()
+            variable = prefix + (loc[0] if loc else "?").upper()
         value = problem.get("input")
         shown = f"={value!r}" if isinstance(value, str | int | float) else ""
         problems.append(f"{variable}{shown}: {problem['msg'].removeprefix('Value error, ')}")

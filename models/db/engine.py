@@ -20,7 +20,8 @@ import models.entities
 import models.event
 import models.idempotency
 import models.keys
-import models.service_levels  # noqa: F401
+import models.service_levels
+import models.webhooks  # noqa: F401
 from models.db.plain import PlainReads
 from models.db.sqlite_driver import OneHopConnection, OneHopDBAPI
 
