@@ -10,6 +10,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Coroutine
+from contextvars import ContextVar
 from typing import Any
 
 import httpx
@@ -19,6 +20,22 @@ from sqlalchemy import text
 
 from graph.server.app import create_app
 from graph.server.settings import Settings
+
+#: set while the server handles an HTTP request or a WebSocket; tasks started at start-up (the
+#: lifespan) never see it
+_IN_REQUEST: ContextVar[bool] = ContextVar("in_request", default=False)
+
+
+class _RequestsMarked:
+    """The app, with requests and WebSockets marked, so statements count only theirs."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            _IN_REQUEST.set(True)  # this request's task and the tasks it starts
+        await self.app(scope, receive, send)
 
 
 class GraphQLError(AssertionError):
@@ -33,7 +50,12 @@ class LiveServer:
         self.app = create_app(settings)
         self.services = self.app.state.services
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=0, log_level="warning", ws_ping_interval=None, lifespan="on"
+            _RequestsMarked(self.app),
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            ws_ping_interval=None,
+            lifespan="on",
         )
         self.server = uvicorn.Server(config)
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -43,6 +65,8 @@ class LiveServer:
         self.services.db.plain.listeners.append(self._count)
 
     def _count(self, *args: Any) -> None:
+        if not _IN_REQUEST.get():  # a worker's own background task (the breach timer, the
+            return  # webhook sender): not what a request cost
         with self._counting:
             self.statements += 1
 

@@ -29,13 +29,14 @@ call).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import sqlite3
 import threading
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from typing import Any, TypeVar, cast
 
 import orjson
@@ -150,7 +151,9 @@ class PlainReads:
 
     async def run(self, read: Read[T]) -> T:
         if self._sqlite_path is not None:
-            return await asyncio.get_running_loop().run_in_executor(self._pool(), self._run_sqlite, read)
+            # in the caller's context, as asyncio.to_thread does: listeners see its context variables
+            run = partial(contextvars.copy_context().run, self._run_sqlite, read)
+            return await asyncio.get_running_loop().run_in_executor(self._pool(), run)
         async with self.engine.connect() as connection:
             driver = (await connection.get_raw_connection()).driver_connection
             try:
