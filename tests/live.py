@@ -59,16 +59,17 @@ class LiveServer:
         )
         self.server = uvicorn.Server(config)
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.statements = 0
+        #: statements run for requests; ``all_statements`` counts the background tasks' too
+        self.statements = self.all_statements = 0
         self._counting = threading.Lock()
         sa_event.listen(self.services.db.engine.sync_engine, "before_cursor_execute", self._count)
         self.services.db.plain.listeners.append(self._count)
 
     def _count(self, *args: Any) -> None:
-        if not _IN_REQUEST.get():  # a worker's own background task (the breach timer, the
-            return  # webhook sender): not what a request cost
         with self._counting:
-            self.statements += 1
+            self.all_statements += 1
+            if _IN_REQUEST.get():  # not a worker's own background task (breach timer, webhook sender)
+                self.statements += 1
 
     def start(self) -> LiveServer:
         def run() -> None:
