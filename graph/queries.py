@@ -7,7 +7,7 @@ import strawberry
 from strawberry import UNSET
 from strawberry.types import Info
 
-from graph.types.common import Connection, Node, list_connection, plain, reverse
+from graph.types.common import Connection, Node, given, list_connection, plain, reverse
 from graph.types.event import Event, EventOrder, EventWhere
 from graph.types.support_metrics import support_metrics_field
 from graph.types.webhook import Webhook
@@ -29,7 +29,7 @@ def one(entity: str) -> Any:
     async def resolve(
         info: Info, id: strawberry.ID, as_of: Optional[datetime] = UNSET
     ) -> Optional[Annotated[entity, strawberry.lazy(f"graph.types.{entity.lower()}")]]:
-        return await fetch(info, kind, id, None if as_of is UNSET else as_of)
+        return await fetch(info, kind, id, given(as_of))
 
     return strawberry.field(
         resolver=resolve,
@@ -84,8 +84,8 @@ class Query:
     ) -> Connection[Annotated["Ticket", strawberry.lazy("graph.types.ticket")]]:
         context = info.context
         page = await search.search_tickets(
-            context.db, tenant=context.tenant, text=query, where=plain(None if where is UNSET else where) or None,
-            first=None if first is UNSET else first, after=None if after is UNSET else after,
+            context.db, tenant=context.tenant, text=query, where=plain(given(where)) or None,
+            first=given(first), after=given(after),
         )  # fmt: skip
         return Connection.of(page)
 
@@ -108,9 +108,9 @@ class Query:
         last: Optional[int] = UNSET, before: Optional[str] = UNSET,
     ) -> Connection[Webhook]:  # fmt: skip
         page = await query.find(
-            info.context.db, WebhookRow, tenant=info.context.tenant, first=None if first is UNSET else first,
-            after=None if after is UNSET else after, last=None if last is UNSET else last,
-            before=None if before is UNSET else before,
+            info.context.db, WebhookRow, tenant=info.context.tenant, first=given(first),
+            after=given(after), last=given(last),
+            before=given(before),
         )  # fmt: skip
         return Connection.of(page)
 

@@ -83,9 +83,7 @@ class Loaders:
                 include_deleted=include_deleted,
             ))  # fmt: skip
             counts = self._counts(kind, column, condition, (filters, include_deleted))
-            width = len(kind.__table__.columns)
-            names = [c.key for c in kind.__table__.columns]
-            at = names.index(column)
+            at = [c.key for c in kind.__table__.columns].index(column)
             db, tenant = self.db, self.tenant  # not self: see the class
 
             async def load(parents: Sequence[str]) -> list[query.Page]:
@@ -103,22 +101,13 @@ class Loaders:
                 grouped: dict[str, list[Any]] = defaultdict(list)
                 for row in result.all():
                     grouped[row[at]].append(row)
-                pages: list[query.Page] = []
-                for parent in parents:
-                    rows = grouped.get(parent, [])
-                    more = len(rows) > size
-                    rows = rows[:size]
-                    if from_end:
-                        rows.reverse()
-                    pages.append(
-                        query.Page(
-                            rows=[as_entity(kind, dict(zip(names, r[:width]))) for r in rows],
-                            cursors=[query.encode_cursor(list(r[width:])) for r in rows],
-                            has_next=more if not from_end else before is not None,
-                            has_previous=more if from_end else after is not None,
-                            count=partial(counts.load, parent),
-                        )
+                pages = [
+                    query.page_of(
+                        kind, grouped.get(parent, []), size, partial(counts.load, parent),
+                        from_end=from_end, after=after, before=before,
                     )
+                    for parent in parents
+                ]  # fmt: skip
                 return pages
 
             self._loaders[key] = DataLoader(load)

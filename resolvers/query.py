@@ -307,20 +307,29 @@ async def find(
     )  # fmt: skip
     async with db.reading() as session:
         result = list((await session.execute(statement)).all())
-    more = len(result) > size
-    result = result[:size]
-    if from_end:
-        result.reverse()
-    width, names = len(columns), [c.key for c in columns]
-    cursors = [encode_cursor(list(r[width:])) for r in result]
 
     async def count() -> int:
         async with db.reading() as session:
             return (await session.execute(count_statement(kind, condition))).scalar_one()
 
+    return page_of(kind, result, size, count, from_end=from_end, after=after, before=before)
+
+
+def page_of(
+    kind: type[TableClass], result: list[Any], size: int, count: Callable[[], Awaitable[int]], *,
+    from_end: bool = False, after: str | None = None, before: str | None = None,
+) -> Page:  # fmt: skip
+    """The page that a ``page_statement`` over all of ``kind``'s columns answered with: up to
+    ``size + 1`` rows (one more tells there is a next page), each the columns then the sort keys."""
+    more = len(result) > size
+    result = result[:size]
+    if from_end:
+        result.reverse()
+    names = [c.key for c in kind.__table__.columns]
+    width = len(names)
     return Page(
         rows=[as_entity(kind, dict(zip(names, r))) for r in result],
-        cursors=cursors,
+        cursors=[encode_cursor(list(r[width:])) for r in result],
         has_next=more if not from_end else before is not None,
         has_previous=more if from_end else after is not None,
         count=count,

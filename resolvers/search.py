@@ -17,7 +17,6 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import column
 
 from models.db.engine import Database
-from models.db.plain import as_entity
 from models.entities import Ticket
 from models.search_terms import Phrase, SearchSyntaxError, SearchTerms, parse
 from resolvers import query
@@ -57,22 +56,13 @@ async def search_tickets(
     ).select_from(source)  # fmt: skip
     async with db.reading() as session:
         result = list((await session.execute(statement)).all())
-    more = len(result) > size
-    result = result[:size]
-    width, names = len(columns), [c.key for c in columns]
 
     async def count() -> int:
         async with db.reading() as session:
             total = select(func.count()).select_from(source).where(condition)
             return (await session.execute(total)).scalar_one()
 
-    return query.Page(
-        rows=[as_entity(Ticket, dict(zip(names, r))) for r in result],
-        cursors=[query.encode_cursor(list(r[width:])) for r in result],
-        has_next=more,
-        has_previous=after is not None,
-        count=count,
-    )
+    return query.page_of(Ticket, result, size, count, after=after)
 
 
 def _sqlite(terms: SearchTerms) -> tuple[ColumnElement[bool], ColumnElement[float], Join]:

@@ -5,18 +5,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from strawberry import UNSET
 from strawberry.types import Info
 
-from graph.types.common import input_values
+from graph.types.common import given, input_values
 from models.base import ENTITIES, Entity
 
 E = TypeVar("E", bound=Entity)
-
-
-def given(value: Any) -> Any:
-    """An optional argument, with "not given" as None."""
-    return None if value is UNSET else value
 
 
 async def create(info: Info, entity: str, data: Any) -> Entity:

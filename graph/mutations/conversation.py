@@ -6,8 +6,9 @@ import strawberry
 from strawberry import UNSET
 from strawberry.types import Info
 
-from graph.mutations import delete, given, verb
+from graph.mutations import delete, verb
 from graph.types.comment import Comment, CommentInput
+from graph.types.common import given
 from graph.types.ticket import Ticket
 from models.conversation import Comment as CommentRow
 from models.entities import Ticket as TicketRow

@@ -7,7 +7,7 @@ import strawberry
 from strawberry import UNSET
 from strawberry.types import Info
 
-from graph.types.common import Connection, MetaFields, Node, is_row_of, related
+from graph.types.common import Connection, MetaFields, Node, given, is_row_of, related
 from graph.types.event import history
 from models.conversation import Comment as CommentRow
 from models.entities import Ticket as TicketRow
@@ -64,11 +64,11 @@ async def comments(
     ] = UNSET,
     include_deleted: bool = False,
 ) -> Connection[Comment]:
-    where, deleted = _thread_filter(root, None if public is UNSET else public, include_deleted)
+    where, deleted = _thread_filter(root, given(public), include_deleted)
     pages = info.context.loaders.pages(
-        CommentRow, "ticket_id", where=where or None, first=None if first is UNSET else first,
-        after=None if after is UNSET else after, last=None if last is UNSET else last,
-        before=None if before is UNSET else before, include_deleted=deleted,
+        CommentRow, "ticket_id", where=where or None, first=given(first),
+        after=given(after), last=given(last),
+        before=given(before), include_deleted=deleted,
     )  # fmt: skip
     return Connection.of(await pages.load(root.id))
 

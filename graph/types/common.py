@@ -187,8 +187,8 @@ def reverse(target: str, column: Optional[str] = None, description: Optional[str
         if column is None:
             return await list_connection(info, target, where, order_by, first, after, last, before, include_deleted)
         pages = info.context.loaders.pages(
-            ENTITIES[target], column, where=plain(_none(where)) or None, order=order_pairs(_none(order_by)),
-            first=_none(first), after=_none(after), last=_none(last), before=_none(before),
+            ENTITIES[target], column, where=plain(given(where)) or None, order=order_pairs(given(order_by)),
+            first=given(first), after=given(after), last=given(last), before=given(before),
             include_deleted=include_deleted,
         )  # fmt: skip
         return Connection.of(await pages.load(root.id))
@@ -220,7 +220,8 @@ def verb_enum(entity: str) -> type[Enum]:
 # --- the generic read paths ---------------------------------------------------------------------
 
 
-def _none(value: Any) -> Any:
+def given(value: Any) -> Any:
+    """An optional argument, with "not given" (``UNSET``) as None."""
     return None if value is UNSET else value
 
 
@@ -235,12 +236,12 @@ async def list_connection(
         context.db,
         kind,
         tenant=context.tenant,
-        where=plain(_none(where)) or None,
-        order=order_pairs(_none(order_by)),
-        first=_none(first),
-        after=_none(after),
-        last=_none(last),
-        before=_none(before),
+        where=plain(given(where)) or None,
+        order=order_pairs(given(order_by)),
+        first=given(first),
+        after=given(after),
+        last=given(last),
+        before=given(before),
         include_deleted=include_deleted,
         scope=scope,
     )

@@ -11,7 +11,7 @@ import strawberry
 from strawberry import UNSET
 from strawberry.types import Info
 
-from graph.types.common import plain
+from graph.types.common import given, plain
 from graph.types.ticket import TicketWhere
 from resolvers import metrics as support_metrics
 
@@ -105,9 +105,9 @@ async def resolve_support_metrics(
     return await support_metrics.support_metrics(
         context.db,
         tenant=context.tenant,
-        where=plain(None if where is UNSET else where) or None,
-        from_=None if from_ is UNSET else from_,
-        to=None if to is UNSET else to,
+        where=plain(given(where)) or None,
+        from_=given(from_),
+        to=given(to),
         group_by=(group_by or SupportMetricsGroupBy.NONE).name,  # each name is its value
     )
 

@@ -11,7 +11,7 @@ import strawberry
 from strawberry import UNSET
 from strawberry.types import Info
 
-from graph.types.common import Connection, MetaFields, Node
+from graph.types.common import Connection, MetaFields, Node, given
 from graph.types.event import Event
 from models.enums import WebhookDeliveryStatus
 from models.event import Event as EventRow
@@ -55,7 +55,7 @@ class Webhook(Node, MetaFields):
         page = await webhooks.deliveries(
             context.db, tenant=context.tenant, webhook_id=root.id,
             statuses=None if status in (UNSET, None) else [s.value for s in status],
-            first=None if first is UNSET else first, after=None if after is UNSET else after,
+            first=given(first), after=given(after),
         )  # fmt: skip
         return Connection.of(page)
 
