@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from typing import Any
 from weakref import WeakKeyDictionary
 
-import strawberry
 from graphql import ASTValidationRule, DocumentNode, GraphQLError, GraphQLSchema, print_schema
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
@@ -15,6 +14,7 @@ from strawberry.tools import merge_types
 
 from graph.documents import DocumentCache, digest
 from graph.errors import ErrorCodes, is_internal
+from graph.federation import SubgraphSchema
 from graph.mutations.activity import ActivityMutations
 from graph.mutations.contact import ContactMutations
 from graph.mutations.conversation import ConversationMutations
@@ -79,8 +79,9 @@ ENTITY_TYPES = [
 ]  # fmt: skip
 
 
-class SupportSchema(strawberry.Schema):
-    """Logs only what went wrong on our side; a client's mistake is answered, not logged."""
+class SupportSchema(SubgraphSchema):
+    """The API as a federation subgraph (graph/federation.py). Logs only what went wrong on our
+    side; a client's mistake is answered, not logged."""
 
     def process_errors(self, errors: list[GraphQLError], execution_context=None) -> None:
         unexpected = [e for e in errors if is_internal(e)]
@@ -143,9 +144,9 @@ class Limited(SchemaExtension):
         yield
 
 
-def build_schema(limits: Limits | None = None) -> strawberry.Schema:
+def build_schema(limits: Limits | None = None) -> SupportSchema:
     """The schema, with parsed and validated documents cached; batches and operations held to
-    ``limits``."""
+    ``limits``; ``_entities`` to one representation per node of the budget."""
     limits = limits or Limits()
     extensions: list[Any] = [ErrorCodes, lambda: Limited(limits)]
     return SupportSchema(
@@ -155,6 +156,7 @@ def build_schema(limits: Limits | None = None) -> strawberry.Schema:
         types=ENTITY_TYPES,
         extensions=extensions,
         config=StrawberryConfig(batching_config={"max_operations": limits.max_batch}),
+        max_representations=limits.max_nodes,
     )
 
 
@@ -162,5 +164,12 @@ schema = build_schema()
 
 
 def export_sdl() -> str:
-    """The SDL that ``schema.graphql`` must equal."""
-    return schema.as_str() + "\n"
+    """The SDL that ``schema.graphql`` must equal: the API clients see, without federation's
+    ``_service`` and ``_entities`` (the served schema answers them)."""
+    return schema.public_sdl() + "\n"
+
+
+def export_subgraph_sdl() -> str:
+    """The subgraph SDL a gateway composes (what ``_service { sdl }`` answers): every ``Node``
+    type with ``@key(fields: "id")``, and the Federation 2 ``@link``."""
+    return schema.subgraph_sdl + "\n"
