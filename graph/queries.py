@@ -9,6 +9,7 @@ from strawberry.types import Info
 
 from graph.types.common import Connection, Node, given, list_connection, plain, reverse
 from graph.types.event import Event, EventOrder, EventWhere
+from graph.types.ratelimit import rate_limit_field
 from graph.types.support_metrics import support_metrics_field
 from graph.types.webhook import Webhook
 from models.base import ENTITIES, Entity
@@ -69,6 +70,7 @@ class Query:
     sla_policy = one("SlaPolicy")
     sla_policies = reverse("SlaPolicy", description="Service-level policies, by position unless ordered.")
     support_metrics = support_metrics_field
+    rate_limit = rate_limit_field
 
     @strawberry.field(
         description="Full-text search over subject, description and comments, best match first (ties: newest "

@@ -7,8 +7,9 @@
   variables (``first: $n``), so they are made per request. The schema (graph/schema.py), the
   compiled path (graph/fastpath.py) and the door (``too_complex``) all run these same rules.
 
-Work per document (``prescan``, ``parsed``, ``limit_errors``) is cached in
+Work per document (``prescan``, ``parsed``, ``measure``) is cached in
 ``graph.documents.DocumentCache``: bounded, keyed by a digest, large documents not kept.
+``measure`` also gives the nodes an operation may return: its cost, reported to clients.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ _CLOSE = {TokenKind.BRACE_R, TokenKind.PAREN_R, TokenKind.BRACKET_R}
 _PRESCANS: DocumentCache[str | None] = DocumentCache(max_entries=1024)
 #: parsed documents, shared by the door, the schema and the compiled path
 DOCUMENTS: DocumentCache[DocumentNode | GraphQLError] = DocumentCache(max_entries=1024)
-_LIMIT_ERRORS: DocumentCache[list[GraphQLError]] = DocumentCache(max_entries=1024)
+_MEASURES: DocumentCache[Measured] = DocumentCache(max_entries=1024)
 #: the largest variables (as JSON bytes) whose limit answer is remembered
 MAX_REMEMBERED_VARIABLES = 1024
 
@@ -157,13 +158,29 @@ def limit_rules(
     return [QueryLimitsRule]
 
 
+@dataclass(frozen=True)
+class Measured:
+    """Of one request: the errors of ``limit_rules``, and the nodes its operation may return
+    (the largest of the operations measured; 0 where none is)."""
+
+    errors: tuple[GraphQLError, ...]
+    nodes: int
+
+
 def limit_errors(
     schema: Any, document: DocumentNode, limits: Limits, variables: dict[str, Any] | None, name: str | None = None
 ) -> list[GraphQLError]:
     """The errors of ``limit_rules`` alone, for a document otherwise valid or checked elsewhere.
 
     The same as ``validate(schema, document, limit_rules(...))``, without graphql-core's walk
-    of every node (the rule only looks at operations). Remembered per document, operation,
+    of every node (the rule only looks at operations)."""
+    return list(measure(schema, document, limits, variables, name).errors)
+
+
+def measure(
+    schema: Any, document: DocumentNode, limits: Limits, variables: dict[str, Any] | None, name: str | None = None
+) -> Measured:
+    """``limit_errors`` and the nodes of the operation. Remembered per document, operation,
     variables and limits: the door, the schema and the compiled path each ask about the same
     request, and the same documents come again and again."""
     source = document.loc.source.body if document.loc is not None else None
@@ -172,14 +189,13 @@ def limit_errors(
     except TypeError:  # not JSON (a caller in Python): measured, not remembered
         source = None
     if source is None or len(given) > MAX_REMEMBERED_VARIABLES:
-        return _limit_errors(schema, document, limits, variables, name)
-    return list(_LIMIT_ERRORS.get(source, lambda: _limit_errors(schema, document, limits, variables, name), name,
-                                  given, limits))  # fmt: skip
+        return _measure(schema, document, limits, variables, name)
+    return _MEASURES.get(source, lambda: _measure(schema, document, limits, variables, name), name, given, limits)
 
 
-def _limit_errors(
+def _measure(
     schema: Any, document: DocumentNode, limits: Limits, variables: dict[str, Any] | None, name: str | None
-) -> list[GraphQLError]:
+) -> Measured:
     errors: list[GraphQLError] = []
     context = ValidationContext(schema, document, TypeInfo(schema), errors.append)
     check = _QueryLimits(context)
@@ -187,7 +203,7 @@ def _limit_errors(
     for definition in document.definitions:
         if isinstance(definition, OperationDefinitionNode):
             check.enter_operation_definition(definition)
-    return errors
+    return Measured(tuple(errors), check.nodes)
 
 
 def too_complex(
@@ -211,6 +227,8 @@ class _QueryLimits(ValidationRule):
     limits: Limits
     variables: dict[str, Any]
     operation_name: str | None
+    #: the most nodes of an operation measured
+    nodes: int = 0
 
     def enter_operation_definition(self, node: OperationDefinitionNode, *_args: Any) -> Any:
         name = self.operation_name
@@ -221,6 +239,7 @@ class _QueryLimits(ValidationRule):
         if root is None:
             return SKIP
         cost = _Measure(context, self.variables).selections(node.selection_set, root)
+        self.nodes = max(self.nodes, cost.nodes)
         error = _verdict(self.limits, cost)
         if error is not None:
             self.report_error(error)

@@ -129,6 +129,15 @@ def test_export_schema_prints_the_schema_file(tmp_path: Path) -> None:
     assert done.stdout == (ROOT / "schema.graphql").read_text()
 
 
+def test_export_schema_federation_prints_the_subgraph_sdl(tmp_path: Path) -> None:
+    from graph.schema import export_subgraph_sdl
+
+    done = cli("export-schema", "--federation", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == export_subgraph_sdl()
+    assert '@key(fields: "id")' in done.stdout and "type Ticket" in done.stdout
+
+
 SEEDED = """
 query Seeded {
   tickets(first: 100) {

@@ -1,4 +1,4 @@
-"""``support-graph``: serve, migrate, export-schema, seed, create-key, revoke-key."""
+"""``support-graph``: serve, migrate, export-schema, seed, create-key, revoke-key, register-documents."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
+from pathlib import Path
 
 from graph.server.settings import SettingsError, from_environment
 
@@ -32,6 +33,12 @@ def main(argv: list[str] | None = None) -> int:
         "(default none; env FORWARDED_ALLOW_IPS)",
     )
     serve.add_argument(
+        "--persisted-only",
+        action="store_true",
+        default=None,
+        help="run only documents registered with register-documents, refuse any other (env PERSISTED_ONLY)",
+    )
+    serve.add_argument(
         "--no-migrate",
         action="store_true",
         help="do not upgrade the schema on start; refuse to start unless it is current",
@@ -41,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     migrate_command = commands.add_parser("migrate", help="upgrade the database schema to the newest revision")
     _database_option(migrate_command)
 
-    commands.add_parser("export-schema", help="print the GraphQL SDL (what schema.graphql holds)")
+    export_schema = commands.add_parser("export-schema", help="print the GraphQL SDL (what schema.graphql holds)")
+    export_schema.add_argument(
+        "--federation", action="store_true",
+        help="print the Apollo Federation 2 subgraph SDL instead (what _service { sdl } answers)",
+    )  # fmt: skip
 
     create_key = commands.add_parser("create-key", help="issue an API key (printed once, as the last word)")
     create_key.add_argument("--tenant", required=True, help="the tenant whose data the key sees")
@@ -51,6 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     revoke_key = commands.add_parser("revoke-key", help="revoke an API key by its id or the key itself")
     revoke_key.add_argument("key", help="the key id (the part after sgk_) or the whole key")
     _database_option(revoke_key)
+
+    documents = commands.add_parser(
+        "register-documents",
+        help="register trusted documents (what --persisted-only runs) from a JSON object of hash → document "
+        "or an Apollo persisted-query manifest",
+    )
+    documents.add_argument("file", type=Path, help="the JSON file")
+    _database_option(documents)
 
     seed = commands.add_parser("seed", help="load a realistic demo graph")
     _database_option(seed)
@@ -72,9 +91,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         return _serve(args)
     if args.command == "export-schema":
-        from graph.schema import export_sdl
+        from graph.schema import export_sdl, export_subgraph_sdl
 
-        sys.stdout.write(export_sdl())
+        sys.stdout.write(export_subgraph_sdl() if args.federation else export_sdl())
         return 0
     if args.command == "seed":
         return asyncio.run(_seed(args))
@@ -82,6 +101,10 @@ def _run(args: argparse.Namespace) -> int:
         return asyncio.run(_create_key(args))
     if args.command == "revoke-key":
         return asyncio.run(_revoke_key(args))
+    if args.command == "register-documents":
+        from graph.cli.documents import register_documents
+
+        return asyncio.run(register_documents(args.file, args.database_url or from_environment().database_url))
     if args.command == "migrate":
         return asyncio.run(_migrate(args.database_url or from_environment().database_url))
     return 2
@@ -101,7 +124,7 @@ def _serve(args: argparse.Namespace) -> int:
     for flag, env in (
         ("database_url", "DATABASE_URL"), ("broker_url", "BROKER_URL"), ("host", "HOST"),
         ("port", "PORT"), ("workers", "WORKERS"), ("require_auth", "REQUIRE_AUTH"),
-        ("forwarded_allow_ips", "FORWARDED_ALLOW_IPS"),
+        ("forwarded_allow_ips", "FORWARDED_ALLOW_IPS"), ("persisted_only", "PERSISTED_ONLY"),
     ):  # fmt: skip
         value = getattr(args, flag)
         if value is not None:
@@ -134,6 +157,10 @@ def _serve(args: argparse.Namespace) -> int:
         if asyncio.run(_migrate(settings.database_url, quiet=True)) != 0:
             return 1
         os.environ["MIGRATE_ON_START"] = "false"
+    from graph.server.console import addresses
+
+    for line in addresses(settings.host, settings.port, graphiql=settings.graphiql):
+        print(f"support-graph: {line}", flush=True)
     uvicorn.run(
         "graph.server.app:app_from_environment",
         factory=True,

@@ -30,9 +30,12 @@ from graph.schema import build_schema
 from graph.server.auth import KeyRing
 from graph.server.breach_timer import BreachTimer
 from graph.server.brokers.factory import broker_from_url
+from graph.server.console import console_routes
+from graph.server.cost import with_costs
 from graph.server.fanout import Fanout, sharing_handlers
 from graph.server.http import ANONYMOUS, GRAPHQL_RESPONSE, Door, Refusal
 from graph.server.idempotency import Idempotency
+from graph.server.persisted import PersistedQueries, persisted_handlers
 from graph.server.settings import Settings
 from graph.server.webhook_sender import WebhookSender
 from models.db import migrate
@@ -81,13 +84,14 @@ class SupportGraphQL(GraphQL[Context, None]):
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         )
         self.services = services
-        self.door = Door(services.keys, settings, schema._schema)
+        self.persisted = PersistedQueries(services.db, schema._schema, registered_only=settings.persisted_only)
+        self.door = Door(services.keys, settings, schema._schema, self.persisted)
         self.idempotency = Idempotency(
             services.db, ttl_seconds=settings.idempotency_ttl_seconds, lease_seconds=settings.idempotency_lease_seconds
         )
-        self.graphql_transport_ws_handler_class, self.graphql_ws_handler_class = sharing_handlers(
-            services.fanout, self.fresh_context, settings.limits
-        )
+        sharing = sharing_handlers(services.fanout, self.fresh_context, settings.limits)
+        handlers = persisted_handlers(*sharing, self.persisted)  # documents by hash, --persisted-only
+        self.graphql_transport_ws_handler_class, self.graphql_ws_handler_class = handlers
 
     # --- HTTP -------------------------------------------------------------------------------------
 
@@ -151,22 +155,21 @@ class SupportGraphQL(GraphQL[Context, None]):
             return None
         accept = request.headers.get("accept", "")
         media = GRAPHQL_RESPONSE if GRAPHQL_RESPONSE in accept else "application/json"
-        return Response(orjson.dumps({"data": data}), media_type=media)
+        return Response(orjson.dumps(with_costs({"data": data}, request.state.costs)), media_type=media)
 
     def _wants_graphiql(self, request: Request) -> bool:
-        return (
-            request.method == "GET"
-            and "text/html" in request.headers.get("accept", "")
-            and "query" not in request.query_params
-        )
+        operation = "query" in request.query_params or "extensions" in request.query_params  # extensions: by hash
+        return request.method == "GET" and "text/html" in request.headers.get("accept", "") and not operation
 
     async def get_sub_response(self, request: Any) -> Response:
         response = await super().get_sub_response(request)
-        # a mark create_response reads back: the caller speaks GraphQL over HTTP
+        # marks create_response reads back: the caller speaks GraphQL over HTTP; the operations' costs
         response.graphql_response = GRAPHQL_RESPONSE in request.headers.get("accept", "")  # type: ignore[attr-defined]
+        response.costs = getattr(request.state, "costs", None)  # type: ignore[attr-defined]
         return response
 
     def create_response(self, response_data: Any, sub_response: Response) -> Response:
+        response_data = with_costs(response_data, getattr(sub_response, "costs", None))
         response = super().create_response(response_data, sub_response)
         if getattr(sub_response, "graphql_response", False):
             # GraphQL over HTTP: a request that failed before execution (no data) is a 4xx.
@@ -309,6 +312,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/readyz", readyz),
             Route("/graphql", graphql_app, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql_app),
+            *console_routes(),
         ],
         lifespan=lifespan,
     )

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     live_give_up_seconds: float = Field(300.0, gt=0)
     #: answer plain list pages through the compiled path (graph/fastpath.py)
     fast_path: bool = True
+    #: run only documents registered with ``support-graph register-documents`` (graph/server/persisted.py)
+    persisted_only: bool = False
     #: SQLite through the one-hop adapter (models/db/sqlite_driver.py); False: aiosqlite as SQLAlchemy ships it
     one_hop_sqlite: bool = True
     limits: Limits = Field(default_factory=Limits)

@@ -20,6 +20,7 @@ import models.entities
 import models.event
 import models.idempotency
 import models.keys
+import models.persisted
 import models.service_levels
 import models.webhooks  # noqa: F401
 from models.db.plain import PlainReads
