@@ -34,14 +34,19 @@ class SearchTerms:
     all_of: tuple[tuple[Phrase, ...], ...]
     none_of: tuple[Phrase, ...]
 
-    def fts5(self) -> str:
-        """The terms as an SQLite FTS5 query: every phrase quoted, only our operators bare."""
+    def fts5_groups(self) -> list[str]:
+        """Each group of ``all_of`` as an SQLite FTS5 query (its phrases quoted, joined by OR)."""
+        return [fts5_any(group) for group in self.all_of]
 
-        def quoted(phrase: Phrase) -> str:
-            return '"' + " ".join(phrase) + '"'  # words hold letters and digits only: no quote to escape
+    def fts5_excluded(self) -> str | None:
+        """The phrases of ``none_of`` as one FTS5 query that any of them matches, or None."""
+        return fts5_any(self.none_of) if self.none_of else None
 
-        groups = " AND ".join("(" + " OR ".join(quoted(p) for p in group) + ")" for group in self.all_of)
-        return "".join([f"({groups})", *(f" NOT {quoted(p)}" for p in self.none_of)])
+
+def fts5_any(phrases: tuple[Phrase, ...]) -> str:
+    """An FTS5 query matching any of ``phrases``: each quoted, only our operator bare (a word
+    holds letters and digits only, so there is no quote to escape)."""
+    return " OR ".join('"' + " ".join(phrase) + '"' for phrase in phrases)
 
 
 def parse(text: str) -> SearchTerms:

@@ -1,8 +1,9 @@
 """``searchTickets``: full-text search over subject, description and comment bodies, in SQL.
 
-The index (migration 0005) holds one document per ticket, kept in step by triggers in the
-writing transaction. SQLite searches it with FTS5 and ranks by bm25; PostgreSQL with a tsvector
-under a GIN index, ranked by ts_rank. Either way the page is a keyset walk of (rank, newest
+The index (migrations 0005 and 0009) is kept in step by triggers in the writing transaction.
+SQLite searches it with FTS5 and ranks by bm25: a row per ticket (subject, description) and a row
+per live comment, so a comment costs only its own tokens; a ticket matches when each term matches
+one of its rows. PostgreSQL keeps one tsvector per ticket under a GIN index, ranked by ts_rank. Either way the page is a keyset walk of (rank, newest
 first, id), so search composes with ``where``, cursors and ``totalCount`` as every list does.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Float, Join, and_, func, literal, literal_column, select, table, true
+from sqlalchemy import CTE, Float, Join, Select, and_, func, literal, literal_column, select, table, true, union_all
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import column
@@ -25,11 +26,15 @@ from resolvers.errors import BadInput
 #: how much a word counts in each part of a ticket (subject, description, comments); SQLite's
 #: bm25 takes them as weights, PostgreSQL's setweight classes A/B/C in ts_rank mean the same
 FTS5_WEIGHTS = (10.0, 4.0, 1.0)
+#: the group number of the excluded phrases among a search's hits (groups count from 0)
+_EXCLUDED = -1
 CONFIGURATION = "support_english"
 
 _ticket = Ticket.__table__
 _text = table("ticket_text", column("n"), column("ticket_id"))
 _fts = table("ticket_fts", column("rowid"))
+_comment_key = table("comment_search", column("n"), column("ticket_id"))
+_comment_fts = table("comment_fts", column("rowid"))
 _configuration: ColumnElement[Any] = literal_column(f"'{CONFIGURATION}'::regconfig")
 _search = table("ticket_search", column("ticket_id"), column("document", TSVECTOR))
 
@@ -68,17 +73,47 @@ async def search_tickets(
 def _sqlite(terms: SearchTerms) -> tuple[ColumnElement[bool], ColumnElement[float], Join]:
     """The matches first, materialised, then their tickets by primary key: left to itself,
     SQLite may walk the tenant's tickets and probe the full-text index once per ticket (seconds
-    for a count over 100,000 tickets, however rare the word)."""
-    fts: ColumnElement[Any] = literal_column("ticket_fts")
-    found = (
-        select(_text.c.ticket_id.label("ticket_id"), func.bm25(fts, *FTS5_WEIGHTS, type_=Float).label("rank"))
-        .select_from(_fts.join(_text, _text.c.n == _fts.c.rowid))
-        .where(fts.op("MATCH", is_comparison=True)(literal(terms.fts5())))
-        .cte("matched")
-        .prefix_with("MATERIALIZED")
+    for a count over 100,000 tickets, however rare the word).
+
+    Every group of terms is looked up in the ticket rows and the comment rows; a ticket matches
+    when each group hit one of its rows and no excluded phrase hit any. Its rank is the sum over
+    the groups of the group's best bm25 (negative: the lower, the better)."""
+    groups = terms.fts5_groups()
+    wanted = [hit for number, text in enumerate(groups) for hit in _hits(text, number)]
+    excluded = terms.fts5_excluded()
+    hits = union_all(*wanted, *(_hits(excluded, _EXCLUDED) if excluded else ())).cte("hits").prefix_with("MATERIALIZED")
+    best = (
+        select(hits.c.ticket_id, func.min(hits.c.rank).label("best"))
+        .where(hits.c.grp != _EXCLUDED)
+        .group_by(hits.c.ticket_id, hits.c.grp)
+        .subquery("best")
     )
-    rank: ColumnElement[float] = found.c.rank  # bm25 is negative: the lower, the better
-    return true(), rank, _ticket.join(found, found.c.ticket_id == _ticket.c.id)
+    found = select(best.c.ticket_id.label("ticket_id"), func.sum(best.c.best, type_=Float).label("rank"))
+    if excluded:
+        found = found.where(best.c.ticket_id.not_in(select(hits.c.ticket_id).where(hits.c.grp == _EXCLUDED)))
+    matched: CTE = (
+        found.group_by(best.c.ticket_id).having(func.count() == len(groups)).cte("matched").prefix_with("MATERIALIZED")
+    )
+    rank: ColumnElement[float] = matched.c.rank
+    return true(), rank, _ticket.join(matched, matched.c.ticket_id == _ticket.c.id)
+
+
+def _hits(text: str, group: int) -> tuple[Select[Any], Select[Any]]:
+    """The ticket rows and the comment rows that FTS5 query ``text`` matches: (ticket id, group, bm25)."""
+    ticket_fts: ColumnElement[Any] = literal_column("ticket_fts")
+    comment_fts: ColumnElement[Any] = literal_column("comment_fts")
+    subject, description, comments = FTS5_WEIGHTS
+    in_tickets = (
+        select(_text.c.ticket_id, literal(group).label("grp"), func.bm25(ticket_fts, subject, description, type_=Float).label("rank"))
+        .select_from(_fts.join(_text, _text.c.n == _fts.c.rowid))
+        .where(ticket_fts.op("MATCH", is_comparison=True)(literal(text)))
+    )  # fmt: skip
+    in_comments = (
+        select(_comment_key.c.ticket_id, literal(group), func.bm25(comment_fts, comments, type_=Float))
+        .select_from(_comment_fts.join(_comment_key, _comment_key.c.n == _comment_fts.c.rowid))
+        .where(comment_fts.op("MATCH", is_comparison=True)(literal(text)))
+    )
+    return in_tickets, in_comments
 
 
 def _postgres(terms: SearchTerms) -> tuple[ColumnElement[bool], ColumnElement[float], Join]:

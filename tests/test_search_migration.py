@@ -183,3 +183,100 @@ def test_a_query_without_a_word_is_bad_input_in_the_resolver(url):
             await db.dispose()
 
     asyncio.run(go())
+
+
+def test_comment_rows_follow_edits_restores_moves_and_deletes(url):
+    """SQLite keeps a row per comment (0010): every kind of change to a comment reaches it."""
+    tenant = f"edit-{uuid.uuid4().hex[:6]}"
+    before, after, kept = word(), word(), word()
+
+    async def go() -> None:
+        db = Database(url)
+        try:
+            await migrate.upgrade(db)
+            home, away = ticket_row(tenant, "Home", minutes=1), ticket_row(tenant, "Away", minutes=2)
+            await write(db, sa.insert(TICKET), [home, away])
+            edited, other = comment_row(tenant, home["id"], f"{before} x"), comment_row(tenant, home["id"], kept)
+            await write(db, sa.insert(COMMENT), [edited, other])
+            one = COMMENT.c.id == edited["id"]
+
+            await write(db, sa.update(COMMENT).where(one).values(body=f"{after} x"))
+            assert await found(db, tenant, before) == []
+            assert await found(db, tenant, after) == [home["id"]]
+
+            await write(db, sa.update(COMMENT).where(one).values(deleted_at=datetime.now(UTC)))
+            await write(db, sa.update(COMMENT).where(one).values(body=f"{before} while deleted"))
+            assert await found(db, tenant, after) == [] and await found(db, tenant, before) == []
+            await write(db, sa.update(COMMENT).where(one).values(deleted_at=None))
+            assert await found(db, tenant, f'"{before} while deleted"') == [home["id"]]
+
+            await write(db, sa.update(COMMENT).where(one).values(ticket_id=away["id"]))
+            assert await found(db, tenant, before) == [away["id"]]
+            assert await found(db, tenant, f"{before} {kept}") == []  # the two parts are on two tickets now
+
+            await write(db, sa.delete(COMMENT).where(one))
+            assert await found(db, tenant, before) == []
+            assert await found(db, tenant, kept) == [home["id"]]
+        finally:
+            await db.dispose()
+
+    asyncio.run(go())
+
+
+def test_terms_match_across_parts_but_a_phrase_stays_inside_one(url):
+    tenant = f"parts-{uuid.uuid4().hex[:6]}"
+    a, b, c = word(), word(), word()
+
+    async def go() -> None:
+        db = Database(url)
+        try:
+            await migrate.upgrade(db)
+            ticket = ticket_row(tenant, f"{a} subject", f"{b} description", minutes=1)
+            await write(db, sa.insert(TICKET), [ticket])
+            await write(db, sa.insert(COMMENT), [comment_row(tenant, ticket["id"], f"first {c}")])
+            await write(db, sa.insert(COMMENT), [comment_row(tenant, ticket["id"], "last words")])
+            mine = [ticket["id"]]
+            assert await found(db, tenant, f"{a} {b} {c}") == mine  # each term in another part
+            assert await found(db, tenant, f"{c} OR nothingsuch") == mine
+            assert await found(db, tenant, f"{a} -{c}") == []  # an excluded comment word excludes the ticket
+            assert await found(db, tenant, f'"{c} last"') == []  # the end of one comment, the start of the next
+            assert await found(db, tenant, f'"{b} first"') == []  # the description, then a comment
+            assert await found(db, tenant, f'"subject {b}"') == []  # the subject, then the description
+        finally:
+            await db.dispose()
+
+    asyncio.run(go())
+
+
+def test_sqlite_downgrade_restores_one_document_per_ticket(tmp_path):
+    """Down to 0009, SQLite's index is 0005's again: the threads back in each ticket's
+    document; up again, the comment rows are rebuilt from the comments."""
+    tenant, w, gone = f"down-{uuid.uuid4().hex[:6]}", word(), word()
+
+    async def go(url: str) -> None:
+        db = Database(url)
+        try:
+            await migrate.upgrade(db)
+            ticket = ticket_row(tenant, "Thread", minutes=1)
+            await write(db, sa.insert(TICKET), [ticket])
+            live, deleted = comment_row(tenant, ticket["id"], f"{w} one"), comment_row(tenant, ticket["id"], gone)
+            await write(db, sa.insert(COMMENT), [live, {**deleted, "deleted_at": datetime.now(UTC)}])
+
+            async with db.engine.connect() as connection, connection.begin():
+                await connection.run_sync(lambda sync: command.downgrade(migrate.alembic_config(sync), "0009"))
+            async with db.engine.connect() as connection:
+                threads = (await connection.execute(sa.text("SELECT ticket_id, comments FROM ticket_text"))).all()
+                matched = await connection.execute(
+                    sa.text("SELECT count(*) FROM ticket_fts WHERE ticket_fts MATCH :w"), {"w": f'"{w}"'}
+                )
+                assert matched.scalar_one() == 1
+            assert threads == [(ticket["id"], f"{w} one")]
+
+            await migrate.upgrade(db)
+            assert await found(db, tenant, w) == [ticket["id"]]
+            assert await found(db, tenant, gone) == []
+        finally:
+            await db.dispose()
+
+    with fresh_database("sqlite", tmp_path) as url:
+        asyncio.run(go(url))

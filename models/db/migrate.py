@@ -23,8 +23,8 @@ SCRIPTS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK = 0x73672D6D69677200
 
 
-#: the full-text index's tables (migration 0005): kept by triggers, not declared as models
-SEARCH_INDEX_TABLES = ("ticket_text", "ticket_fts", "ticket_search")
+#: the full-text index's tables (migrations 0005 and 0009): kept by triggers, not declared as models
+SEARCH_INDEX_TABLES = ("ticket_text", "ticket_fts", "ticket_search", "comment_search", "comment_fts")
 
 
 def declared(name: str | None, type_: str, *_: object) -> bool:
