@@ -238,7 +238,13 @@ class _QueryLimits(ValidationRule):
         root = context.schema.get_root_type(node.operation)
         if root is None:
             return SKIP
-        cost = _Measure(context, self.variables).selections(node.selection_set, root)
+        # a variable the request leaves out takes its default (``$n: Int = 100``)
+        defaults = {
+            definition.variable.name.value: int(definition.default_value.value)
+            for definition in node.variable_definitions or ()
+            if isinstance(definition.default_value, IntValueNode)
+        }
+        cost = _Measure(context, {**defaults, **self.variables}).selections(node.selection_set, root)
         self.nodes = max(self.nodes, cost.nodes)
         error = _verdict(self.limits, cost)
         if error is not None:

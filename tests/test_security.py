@@ -575,6 +575,18 @@ def test_the_node_budget_multiplies_nested_pages(tight: LiveServer):
     _too_complex(post(tight, {"query": default_pages}), "1220")
 
 
+def test_a_variable_left_out_counts_at_its_default(tight: LiveServer):
+    query = (
+        "query($outer: Int = 20, $inner: Int = 25) {"
+        " organizations(first: $outer) { nodes { contacts(first: $inner) { totalCount } } } }"
+    )
+    # left out: the defaults, 20 + 20×25 = 520 nodes, over 500; given, the values sent
+    _too_complex(post(tight, {"query": query}), "nodes", "520")
+    fits = post(tight, {"query": query, "variables": {"inner": 20}})
+    assert fits.json()["data"] == {"organizations": {"nodes": []}} and "errors" not in fits.json(), fits.text
+    assert fits.json()["extensions"]["cost"]["requested"] == 20 + 20 * 20
+
+
 def test_a_batch_over_the_limit_is_400_and_a_small_one_works(tight: LiveServer):
     operation = {"query": "query($s: String) { tickets(where: {subject: {eq: $s}}) { totalCount } }"}
     too_many = post(tight, [operation] * (TIGHT.max_batch + 1))
