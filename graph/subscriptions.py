@@ -14,7 +14,8 @@ from strawberry.types.unset import UnsetType
 
 from graph.types.common import plain
 from graph.types.event import Event
-from graph.types.ticket import Ticket, TicketWhere
+from graph.types.queue import DEFAULT_QUEUE_PAGE, TicketQueueUpdate, queue_updates
+from graph.types.ticket import Ticket, TicketOrder, TicketWhere
 from models.entities import Ticket as TicketRow
 from resolvers.events import state_after
 from resolvers.live import EventFilter
@@ -80,3 +81,23 @@ class Live:
                 continue
             _renew(context)
             yield TicketEvent(event=event, ticket=ticket)
+
+    @strawberry.subscription(
+        description="A page of tickets kept current: first a SNAPSHOT of the page in order, then one message "
+        "per committed change to it (ADDED, REMOVED, CHANGED, with the event and its id as `cursor`). "
+        "With `after` (a cursor), the changes since it come first instead of a snapshot, while they can "
+        "still be replayed."
+    )
+    async def ticket_queue(
+        self,
+        info: Info,
+        where: Optional[TicketWhere] = UNSET,
+        order_by: Optional[list[TicketOrder]] = UNSET,
+        first: Optional[int] = DEFAULT_QUEUE_PAGE,
+        after: Optional[strawberry.ID] = UNSET,
+    ) -> AsyncGenerator[TicketQueueUpdate, None]:
+        context = info.context
+        updates = queue_updates(context, _given(where), _given(order_by), first, _given(after))
+        async for update in updates:
+            _renew(context)
+            yield TicketQueueUpdate.of(update)

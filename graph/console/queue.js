@@ -12,7 +12,7 @@ const QUEUE_FIELDS = `id subject status priority createdAt updatedAt firstRespon
 
 const SUBSCRIPTION = `subscription Queue($where: TicketWhere, $orderBy: [TicketOrder!], $first: Int, $after: ID) {
   ticketQueue(where: $where, orderBy: $orderBy, first: $first, after: $after) {
-    kind position cursor event { id type } tickets { ${QUEUE_FIELDS} }
+    kind position cursor remaining event { id type } tickets { ${QUEUE_FIELDS} }
   }
 }`;
 
@@ -105,7 +105,7 @@ export class Queue {
     if (payload.errors?.length) return this.failed({ message: payload.errors.map((e) => e.message).join("; ") });
     const update = payload.data.ticketQueue;
     this.elements.error.textContent = "";
-    if (update.cursor) this.cursor = update.cursor;
+    if (update.cursor && update.remaining === 0) this.cursor = update.cursor;
     if (update.kind === "SNAPSHOT") {
       this.tickets = update.tickets;
       this.render();

@@ -47,6 +47,7 @@ from resolvers.keys import Principal
 from resolvers.live import Live
 from resolvers.loaders import Loaders
 from resolvers.outages import WriteHealth
+from resolvers.queue import queues_for
 from resolvers.wakeups import Broker
 
 log = logging.getLogger("support_graph")
@@ -275,6 +276,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await webhook_sender.stop()
             await timer.stop()
+            await queues_for(services.live).stop()
             await services.live.stop()
             await graphql_app.door.close()
             await services.broker.stop()

@@ -2,12 +2,16 @@
 
 Subscribers of the same document with the same variables in the same tenant share one
 execution: every event is resolved and JSON-encoded once (as an ``orjson.Fragment``) and the
-same bytes go to each of them. Subscriptions that resume from a cursor (``after``) replay a
-history of their own, so they run alone (each with a context of its own). A subscriber that
-falls far behind is ended with an error telling it to resume from its last event, instead of
-holding memory for it. When the last subscriber leaves, the execution ends between two results,
-never in the middle of resolving one. Operations are told apart once per document (a bounded
-``DocumentCache``), and queries and mutations run over graphql-ws as over graphql-transport-ws.
+same bytes go to each of them. A stream whose messages mean something only after a first one
+(a live queue: a snapshot, then changes to it) says so through ``resolvers.queue.QUEUE_POSITION``,
+with where each message stands: a subscriber that joins it late gets a snapshot resolved for it
+alone, then the shared messages past that snapshot. Subscriptions that resume from a cursor
+(``after``) replay a history of their own, so they run alone (each with a context of its own).
+A subscriber that falls far behind is ended with an error telling it to resume from its last
+event, instead of holding memory for it. When the last subscriber leaves, the execution ends
+between two results, never in the middle of resolving one. Operations are told apart once per
+document (a bounded ``DocumentCache``), and queries and mutations run over graphql-ws as over
+graphql-transport-ws.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -30,6 +34,7 @@ from strawberry.types.execution import ExecutionResult, PreExecutionError
 from graph.documents import DocumentCache
 from graph.validation import Limits, TooComplex, parsed, prescan, too_complex, variables_too_deep
 from resolvers.live import CONSUMER, Consumer
+from resolvers.queue import QUEUE_POSITION, Position
 
 #: Results a subscriber may have waiting before it is ended as too slow.
 BACKLOG_LIMIT = 5_000
@@ -92,13 +97,18 @@ def _scope_events(schema: Any) -> None:
         schema.execution_context_class = type(f"EventScoped{current.__name__}", (_EventScoped, current), {})
 
 
+#: a late subscriber's own start: its first result and where the stream stood then
+Start = Callable[[], Awaitable[tuple[Any, int]]]
+
+
 class _Subscriber:
     def __init__(self) -> None:
-        self.backlog: deque[Any] = deque()
+        #: results, each with where the stream stood when it was made
+        self.backlog: deque[tuple[int, Any]] = deque()
         self.ready = asyncio.Event()
 
-    def push(self, item: Any) -> None:
-        self.backlog.append(item)
+    def push(self, item: Any, position: int = 0) -> None:
+        self.backlog.append((position, item))
         self.ready.set()
 
 
@@ -108,16 +118,22 @@ class _SharedExecution:
         self.subscribers: set[_Subscriber] = set()
         #: whether an event is being resolved into a result (the stream says so)
         self.consumer = Consumer()
+        #: where a stateful stream (a live queue) stands, as it says
+        self.position = Position()
+        self.broadcasts = 0
         self.stopping = False
         self.task = asyncio.create_task(self._run(run), name=f"fanout:{key[0]}")
 
     async def _run(self, run: Callable[[], Any]) -> None:
         CONSUMER.set(self.consumer)  # in this task's context: the stream marks the events it hands out
+        QUEUE_POSITION.set(self.position)  # and a live queue where its messages stand
         try:
             source = await run()
             async with contextlib.aclosing(source):
                 async for result in source:
-                    self._broadcast(result if isinstance(result, PreExecutionError) else _encoded(result))
+                    item = result if isinstance(result, PreExecutionError) else _encoded(result)
+                    self._broadcast(item, self.position.seq)
+                    self.broadcasts += 1
                     if self.stopping:
                         return  # closed here, between results: nothing is left half-resolved
         except Exception as error:
@@ -125,7 +141,7 @@ class _SharedExecution:
         finally:
             self._broadcast(_END)
 
-    def _broadcast(self, item: Any) -> None:
+    def _broadcast(self, item: Any, position: int = 0) -> None:
         for subscriber in list(self.subscribers):
             if len(subscriber.backlog) >= BACKLOG_LIMIT:
                 subscriber.backlog.clear()
@@ -133,7 +149,7 @@ class _SharedExecution:
                 subscriber.push(_END)
                 self.subscribers.discard(subscriber)
             else:
-                subscriber.push(item)
+                subscriber.push(item, position)
 
     def stop(self) -> None:
         """End the execution without cutting a result short: at once if it is waiting for the
@@ -143,16 +159,23 @@ class _SharedExecution:
         if not self.consumer.busy:
             self.task.cancel()
 
-    async def follow(self) -> AsyncGenerator[Any, None]:
+    async def follow(self, start: Start | None = None) -> AsyncGenerator[Any, None]:
+        """The shared results from now on; for a late subscriber of a stateful stream, its own
+        ``start`` first, then only the results made after it."""
         subscriber = _Subscriber()
         self.subscribers.add(subscriber)
         try:
+            since = -1
+            if start is not None and self.position.stateful and self.broadcasts:
+                first, since = await start()
+                yield first
             while True:
                 while subscriber.backlog:
-                    item = subscriber.backlog.popleft()
+                    position, item = subscriber.backlog.popleft()
                     if item is _END:
                         return
-                    yield item
+                    if position > since or (isinstance(item, ExecutionResult) and item.errors):
+                        yield item
                 subscriber.ready.clear()
                 await subscriber.ready.wait()
         finally:
@@ -198,11 +221,15 @@ class Fanout:
             return None
         return (context.tenant, query, operation_name, encoded)
 
-    async def subscribe(self, key: tuple, run: Callable[[], Any]) -> AsyncGenerator[Any, None]:
+    async def subscribe(
+        self, key: tuple, run: Callable[[], Any], start: Start | None = None
+    ) -> AsyncGenerator[Any, None]:
+        """Follow the shared execution of ``key`` (started with ``run`` if there is none); a late
+        subscriber of a stateful stream starts from ``start``."""
         execution = self.executions.get(key)
         if execution is None:
             execution = self.executions[key] = _SharedExecution(self, key, run)
-        return execution.follow()
+        return execution.follow(start)
 
     def _forget(self, execution: _SharedExecution) -> None:
         if self.executions.get(execution.key) is execution:
@@ -250,7 +277,20 @@ class _SharingSchema:
                 root_value=root_value, operation_name=operation_name,
             )  # fmt: skip
 
-        return await self._fanout.subscribe(key, run)
+        async def start() -> tuple[Any, int]:
+            """The first result of the operation run alone, asking a live queue for its page
+            only; and where the queue stood then."""
+            position = Position(snapshot_only=True)
+            token = QUEUE_POSITION.set(position)
+            try:
+                source = await run()
+                async with contextlib.aclosing(source):
+                    first = await anext(source)
+            finally:
+                QUEUE_POSITION.reset(token)
+            return (first if isinstance(first, PreExecutionError) else _encoded(first)), position.seq
+
+        return await self._fanout.subscribe(key, run, start)
 
     def _refusal(self, query: str, variables: Any, operation_name: str | None) -> GraphQLError | None:
         """The limits of ``graph.validation``, for operations arriving over WebSocket."""
