@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         help="do not upgrade the schema on start; refuse to start unless it is current",
     )
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--log-format", choices=("text", "json"),
+        help="text (default: uvicorn's lines) or json (every line one JSON object, one per request); env LOG_FORMAT",
+    )  # fmt: skip
 
     migrate_command = commands.add_parser("migrate", help="upgrade the database schema to the newest revision")
     _database_option(migrate_command)
@@ -122,7 +126,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     # Workers build the app from the environment, so flags travel through it.
     for flag, env in (
-        ("database_url", "DATABASE_URL"), ("broker_url", "BROKER_URL"), ("host", "HOST"),
+        ("database_url", "DATABASE_URL"), ("broker_url", "BROKER_URL"), ("host", "HOST"), ("log_format", "LOG_FORMAT"),
         ("port", "PORT"), ("workers", "WORKERS"), ("require_auth", "REQUIRE_AUTH"),
         ("forwarded_allow_ips", "FORWARDED_ALLOW_IPS"), ("persisted_only", "PERSISTED_ONLY"),
     ):  # fmt: skip
@@ -130,6 +134,13 @@ def _serve(args: argparse.Namespace) -> int:
         if value is not None:
             os.environ[env] = str(value)
     settings = from_environment()
+    from graph.server import logs, tracing
+    from graph.server.metrics import prepare_metrics_directory
+
+    logs.configure(settings.log_format, args.log_level)
+    if trouble := tracing.problem():
+        print(f"support-graph: {trouble}", file=sys.stderr)
+        return 2
     if settings.workers > 1 and settings.broker_url.startswith("memory"):
         print(
             "support-graph: --workers > 1 needs a shared broker (--broker-url redis://… or "
@@ -160,7 +171,8 @@ def _serve(args: argparse.Namespace) -> int:
     from graph.server.console import addresses
 
     for line in addresses(settings.host, settings.port, graphiql=settings.graphiql):
-        print(f"support-graph: {line}", flush=True)
+        logs.announce(line)
+    prepare_metrics_directory(settings.workers)  # where several workers' metrics meet
     uvicorn.run(
         "graph.server.app:app_from_environment",
         factory=True,
@@ -168,6 +180,7 @@ def _serve(args: argparse.Namespace) -> int:
         port=settings.port,
         workers=settings.workers if settings.workers > 1 else None,
         log_level=args.log_level,
+        log_config=logs.log_config(settings.log_format, args.log_level),
         # X-Forwarded-For (and -Proto) from the named proxies only; uvicorn alone would trust 127.0.0.1
         proxy_headers=bool(settings.forwarded_allow_ips),
         forwarded_allow_ips=settings.forwarded_allow_ips or "",

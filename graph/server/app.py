@@ -35,6 +35,7 @@ from graph.server.cost import with_costs
 from graph.server.fanout import Fanout, sharing_handlers
 from graph.server.http import ANONYMOUS, GRAPHQL_RESPONSE, Door, Refusal
 from graph.server.idempotency import Idempotency
+from graph.server.observability import install_observability
 from graph.server.persisted import PersistedQueries, persisted_handlers
 from graph.server.settings import Settings
 from graph.server.webhook_sender import WebhookSender
@@ -109,6 +110,7 @@ class SupportGraphQL(GraphQL[Context, None]):
                 request.state.principal = await self.door.admit(request)
             response = await self.idempotency.answer(request, partial(self._execute, request))
         except Refusal as refusal:
+            request.state.refused = refusal.code  # the request's outcome, for metrics and logs
             response = refusal.response(request.state.request_id, accept)
         except HTTPException as error:
             response = Refusal(error.status_code, "BAD_USER_INPUT", error.reason).response(
@@ -322,6 +324,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.graphql = graphql_app
     app.state.breach_timer = timer
     app.state.webhook_sender = webhook_sender
+    install_observability(
+        app, schema=graphql_app.schema, db=db, metrics_route=settings.metrics, log_format=settings.log_format
+    )
     return app
 
 

@@ -16,6 +16,7 @@ import logging
 import math
 from collections.abc import Callable
 
+from graph.server import metrics
 from models.db.engine import Database
 from models.types import utcnow
 from resolvers.hooks import Hooks
@@ -72,6 +73,7 @@ class BreachTimer:
                 recorded = await breach_due(self.db, self.hooks, self.publish, utcnow())
                 self.recorded += recorded
                 if recorded:
+                    metrics.sla_breached(recorded)
                     log.info("recorded %d service-level breaches", recorded)
                     continue  # there may be more due than one batch
                 due = await next_due(self.db)

@@ -32,6 +32,7 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from graph.documents import DocumentCache
+from graph.server.metrics import open_subscription
 from graph.validation import Limits, TooComplex, parsed, prescan, too_complex, variables_too_deep
 from resolvers.live import CONSUMER, Consumer
 from resolvers.queue import QUEUE_POSITION, Position
@@ -266,10 +267,11 @@ class _SharingSchema:
                 context_value = self._make_context(context_value)
             # ``stream`` runs any operation: a query or mutation over graphql-ws too (Strawberry's
             # graphql-ws handler asks for ``subscribe``, which refuses them)
-            return await self._schema.stream(
+            stream = await self._schema.stream(
                 query, variable_values=variable_values, context_value=context_value,
                 root_value=root_value, operation_name=operation_name,
             )  # fmt: skip
+            return open_subscription(stream) if _kind(query, operation_name) == ALONE else stream
 
         def run() -> Any:
             return self._schema.subscribe(
@@ -290,7 +292,7 @@ class _SharingSchema:
                 QUEUE_POSITION.reset(token)
             return (first if isinstance(first, PreExecutionError) else _encoded(first)), position.seq
 
-        return await self._fanout.subscribe(key, run, start)
+        return open_subscription(await self._fanout.subscribe(key, run, start))
 
     def _refusal(self, query: str, variables: Any, operation_name: str | None) -> GraphQLError | None:
         """The limits of ``graph.validation``, for operations arriving over WebSocket."""

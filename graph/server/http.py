@@ -79,7 +79,7 @@ class Door:
         self.require_auth = settings.require_auth
         self.proxies = Proxies(settings.forwarded_allow_ips)
         self.callers = limiter(settings.broker_url, self.limits.rate_per_minute, self.limits.rate_burst)
-        self.addresses = limiter(settings.broker_url, *settings.address_rate)
+        self.addresses = limiter(settings.broker_url, *settings.address_rate, name="address")
 
     def address(self, connection: HTTPConnection) -> str:
         """The client's address (``X-Forwarded-For`` believed only from a trusted proxy)."""

@@ -19,6 +19,8 @@ from limits import RateLimitItemPerSecond
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
+from graph.server import metrics
+
 log = logging.getLogger("support_graph.ratelimit")
 
 
@@ -33,9 +35,11 @@ class Limiter(Protocol):
 
 
 class RateLimiter:
-    """A token bucket per caller: ``rate_per_minute`` sustained, ``burst`` at once."""
+    """A token bucket per caller: ``rate_per_minute`` sustained, ``burst`` at once. ``name``
+    tells its refusals apart in the metrics (``caller`` or ``address``)."""
 
-    def __init__(self, rate_per_minute: int, burst: int, *, max_callers: int = 100_000) -> None:
+    def __init__(self, rate_per_minute: int, burst: int, *, max_callers: int = 100_000, name: str = "caller") -> None:
+        self.name = name
         self.rate = rate_per_minute / 60.0
         self.burst = burst
         self.max_callers = max_callers
@@ -51,6 +55,7 @@ class RateLimiter:
             self._buckets[caller] = (tokens - 1, now)
             return 0.0
         self._buckets[caller] = (tokens, now)
+        metrics.rate_limited(self.name)
         return math.ceil((1 - tokens) / self.rate * 10) / 10
 
     async def wait(self, caller: str) -> float:
@@ -67,9 +72,11 @@ class SharedRateLimiter:
     #: seconds to use the local limiter after Redis failed, before trying Redis again
     RETRY_SECONDS = 5.0
 
-    def __init__(self, url: str, rate_per_minute: int, burst: int, *, namespace: str, timeout: float = 0.5) -> None:
+    def __init__(self, url: str, rate_per_minute: int, burst: int, *, namespace: str, timeout: float = 0.5,
+                 name: str = "caller") -> None:  # fmt: skip
         from redis.asyncio import ConnectionPool
 
+        self.name = name
         #: our own pool, so that ``close`` can end its connections (limits' storage has no close)
         self.pool = ConnectionPool.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
         storage = RedisStorage(
@@ -78,7 +85,7 @@ class SharedRateLimiter:
         )  # fmt: skip
         self.window = MovingWindowRateLimiter(storage)
         self.item = RateLimitItemPerSecond(burst, max(1, round(60 * burst / rate_per_minute)))
-        self.local = RateLimiter(rate_per_minute, burst)
+        self.local = RateLimiter(rate_per_minute, burst, name=name)
         self._down_until = 0.0
 
     async def wait(self, caller: str) -> float:
@@ -96,20 +103,22 @@ class SharedRateLimiter:
         if self._down_until:
             log.warning("rate limits: Redis reachable again; limits shared by all workers")
             self._down_until = 0.0
+        metrics.rate_limited(self.name)
         return max(0.1, math.ceil((stats.reset_time - time.time()) * 10) / 10)
 
     async def close(self) -> None:
         await self.pool.aclose()
 
 
-def limiter(broker_url: str, rate_per_minute: int, burst: int) -> Limiter:
-    """Shared through Redis where the broker is Redis, else this process's own buckets."""
+def limiter(broker_url: str, rate_per_minute: int, burst: int, *, name: str = "caller") -> Limiter:
+    """Shared through Redis where the broker is Redis, else this process's own buckets;
+    ``name`` labels its refusals in the metrics (``caller`` or ``address``)."""
     from graph.server.brokers.supervisor import take_channel
 
     if broker_url.split(":", 1)[0].lower() in ("redis", "rediss"):
         url, channel = take_channel(broker_url)
-        return SharedRateLimiter(url, rate_per_minute, burst, namespace=channel)
-    return RateLimiter(rate_per_minute, burst)
+        return SharedRateLimiter(url, rate_per_minute, burst, namespace=channel, name=name)
+    return RateLimiter(rate_per_minute, burst, name=name)
 
 
 class Proxies:

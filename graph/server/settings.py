@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1)
     require_auth: bool = False
     graphiql: bool = True
+    #: answer ``GET /metrics`` (Prometheus text; graph/server/metrics.py)
+    metrics: bool = True
+    #: ``text`` (uvicorn's lines) or ``json`` (every line one JSON object; graph/server/logs.py)
+    log_format: Literal["text", "json"] = "text"
     #: how often live feeds re-read the log when no wake-up came (a lost wake-up's worst latency)
     live_poll_seconds: float = Field(10.0, gt=0)
     #: how long a live feed retries an unreadable log before it ends its streams (clients resume with after:)

@@ -24,6 +24,7 @@ import httpx
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from graph.server import metrics
 from graph.server.ssrf import UrlGuard, UrlRefused, shown
 from models.db.engine import Database
 from models.types import utcnow
@@ -241,6 +242,7 @@ class WebhookSender:
     async def _record(self, outcomes: list[Outcome]) -> None:
         statuses = await webhooks.record(self.db, outcomes, self.schedule)
         for outcome, status in zip(outcomes, statuses):
+            metrics.webhook_attempted(status, outcome.duration_ms / 1000)
             c = outcome.claimed
             log.info(
                 "webhook %s delivery %s event %s to %s: attempt %d → %s in %d ms%s; now %s",

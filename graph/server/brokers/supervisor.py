@@ -4,6 +4,8 @@ Each worker holds one subscription connection, watched: when it drops the broker
 (``/readyz`` answers 503), reconnects with exponential backoff and jitter, then wakes every local
 listener once (``deliver_all``) so each live stream re-reads the log from its cursor. Publishing
 never raises: the mutation has committed already, and a lost wake-up only costs latency.
+Each wake-up a worker publishes is timed until the broker server hands it back to the same
+worker (``support_graph_broker_lag_seconds``: one clock, no skew between hosts).
 """
 
 from __future__ import annotations
@@ -14,12 +16,16 @@ import itertools
 import logging
 import os
 import random
+import time
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from graph.server import metrics
 from graph.server.brokers.memory import CHANNEL, LocalFanout, decode, encode
 
 log = logging.getLogger("support_graph.broker")
 _instances = itertools.count(1)
+#: wake-ups this worker published and has not heard back yet, at most (the oldest are forgotten)
+IN_FLIGHT = 10_000
 
 
 class Backoff:
@@ -81,6 +87,9 @@ class RemoteBroker(LocalFanout):
         #: successful subscription connects, losses of one, wake-ups sent and dropped, received
         self.connects = self.disconnects = 0
         self.published = self.dropped = self.received = 0
+        #: payload → when this worker published it (``time.monotonic``), until the broker
+        #: server hands it back: the broker's lag, measured on one clock
+        self._in_flight: dict[str, float] = {}
 
     @property
     def healthy(self) -> bool:
@@ -113,10 +122,14 @@ class RemoteBroker(LocalFanout):
 
         Never raises: a failure is logged (once per outage) and the wake-up dropped."""
         self.deliver(tenant, seq)
+        payload = encode(tenant, seq)
+        self._sent(payload)
         try:
-            await asyncio.wait_for(self._send(encode(tenant, seq)), self.publish_timeout)
+            await asyncio.wait_for(self._send(payload), self.publish_timeout)
         except Exception as error:
+            self._in_flight.pop(payload, None)
             self.dropped += 1
+            metrics.wakeup_dropped(self.kind)
             if not self._publish_failing:
                 self._publish_failing = True
                 log.warning("%s broker: could not publish a wake-up, dropping it (%s: %s); "
@@ -130,12 +143,22 @@ class RemoteBroker(LocalFanout):
                 self._publish_failing = False
                 log.warning("%s broker: publishing again", self.kind)
 
+    def _sent(self, payload: str) -> None:
+        in_flight = self._in_flight
+        in_flight.pop(payload, None)  # the same value again (a due time): timed from now
+        if len(in_flight) >= IN_FLIGHT:  # lost on the way (a reconnect): forget the oldest
+            del in_flight[next(iter(in_flight))]
+        in_flight[payload] = time.monotonic()
+
     def _received(self, payload: str | bytes) -> None:
         wake = decode(payload)
         if wake is None:
             log.warning("%s broker: ignoring a malformed wake-up %r", self.kind, payload)
             return
         self.received += 1
+        sent = self._in_flight.pop(payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload, None)
+        if sent is not None:
+            metrics.broker_lag(self.kind, time.monotonic() - sent)
         self.deliver(*wake)
 
     async def _pause(self, seconds: float) -> None:
