@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from graph.server.ratelimit import Limiter, RateLimiter, SharedRateLimiter
+from graph.server.ratelimit import Limiter
 from graph.validation import Limits
 
 #: what one HTTP request draws from its caller's budget (the limiters count requests)
@@ -62,37 +62,8 @@ class CallerBudget:
 
     async def standing(self) -> Standing:
         """Read without counting anything."""
-        limiter = self.limiter
-        if isinstance(limiter, SharedRateLimiter):
-            shared = await _shared_standing(limiter, self.caller)
-            if shared is not None:
-                return shared
-            limiter = limiter.local  # Redis is down: requests are counted here meanwhile
-        if isinstance(limiter, RateLimiter):
-            return _local_standing(limiter, self.caller)
-        raise TypeError(f"no standing for a {type(limiter).__name__}")
-
-
-def _local_standing(limiter: RateLimiter, caller: str) -> Standing:
-    """A token bucket: full after ``(burst - tokens) / rate`` seconds."""
-    now = time.monotonic()
-    tokens, then = limiter._buckets.get(caller, (float(limiter.burst), now))
-    tokens = min(float(limiter.burst), tokens + (now - then) * limiter.rate)
-    return Standing(REQUEST_COST, limiter.burst, math.floor(tokens), _after((limiter.burst - tokens) / limiter.rate))
-
-
-async def _shared_standing(limiter: SharedRateLimiter, caller: str) -> Standing | None:
-    """A moving window in Redis: whole again once the newest request counted — this one — has
-    left the window; None where Redis cannot be read (or is being avoided)."""
-    if time.monotonic() < limiter._down_until:
-        return None
-    try:
-        stats = await limiter.window.get_window_stats(limiter.item, caller)
-    except Exception:
-        return None
-    amount = limiter.item.amount
-    reset_at = _after(limiter.item.get_expiry() if stats.remaining < amount else 0)
-    return Standing(REQUEST_COST, amount, max(0, stats.remaining), reset_at)
+        budget = await self.limiter.budget(self.caller)
+        return Standing(REQUEST_COST, budget.limit, budget.remaining, _after(budget.whole_in))
 
 
 def _after(seconds: float) -> datetime:

@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import math
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
 from cachetools import LRUCache
@@ -24,9 +25,22 @@ from graph.server import metrics
 log = logging.getLogger("support_graph.ratelimit")
 
 
+@dataclass(frozen=True)
+class Budget:
+    """A caller's budget now: its size, the requests left, and the seconds until it is whole."""
+
+    limit: int
+    remaining: int
+    whole_in: float
+
+
 class Limiter(Protocol):
     async def wait(self, caller: str) -> float:
         """0 if the caller may go ahead now (and it is counted), else the seconds until it may."""
+        ...
+
+    async def budget(self, caller: str) -> Budget:
+        """The caller's budget, read without counting anything."""
         ...
 
     async def close(self) -> None:
@@ -60,6 +74,16 @@ class RateLimiter:
 
     async def wait(self, caller: str) -> float:
         return self.acquire(caller)
+
+    def standing(self, caller: str) -> Budget:
+        """The caller's bucket now: whole again after ``(burst - tokens) / rate`` seconds."""
+        now = time.monotonic()
+        tokens, then = self._buckets.get(caller, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+        return Budget(self.burst, math.floor(tokens), (self.burst - tokens) / self.rate)
+
+    async def budget(self, caller: str) -> Budget:
+        return self.standing(caller)
 
     async def close(self) -> None:
         return None
@@ -105,6 +129,20 @@ class SharedRateLimiter:
             self._down_until = 0.0
         metrics.rate_limited(self.name)
         return max(0.1, math.ceil((stats.reset_time - time.time()) * 10) / 10)
+
+    async def budget(self, caller: str) -> Budget:
+        """The moving window in Redis: whole again once the newest request counted has left it;
+        the local bucket's where Redis cannot be read (or is being avoided)."""
+        if time.monotonic() >= self._down_until:
+            try:
+                stats = await self.window.get_window_stats(self.item, caller)
+            except Exception:
+                pass
+            else:
+                amount = self.item.amount
+                whole_in = float(self.item.get_expiry()) if stats.remaining < amount else 0.0
+                return Budget(amount, max(0, stats.remaining), whole_in)
+        return self.local.standing(caller)
 
     async def close(self) -> None:
         await self.pool.aclose()
