@@ -28,6 +28,7 @@ from graphql import (
     GraphQLList,
     InlineFragmentNode,
     IntValueNode,
+    ListValueNode,
     OperationDefinitionNode,
     Source,
     TypeInfo,
@@ -340,9 +341,24 @@ class _Measure:
         if named.name.endswith("Connection"):
             return max(self.page(node), 1)
         plain_list = isinstance(get_nullable_type(definition.type), GraphQLList) and is_composite_type(named)
+        if plain_list and node.name.value == "_entities" and parent is self.schema.query_type:
+            return max(self.representations(node), 1)  # a federation gateway's references: as many as it sends
         if plain_list and not parent.name.endswith("Connection") and not named.name.startswith("__"):
             return LIST_SIZE  # a connection's own nodes/edges are its page, counted above
         return None
+
+    def representations(self, node: FieldNode) -> int:
+        """How many references ``_entities`` is given (inline or in a variable)."""
+        for argument in node.arguments or ():
+            if argument.name.value != "representations":
+                continue
+            value = argument.value
+            if isinstance(value, ListValueNode):
+                return len(value.values)
+            if isinstance(value, VariableNode):
+                given = self.variables.get(value.name.value)
+                return len(given) if isinstance(given, list) else 1
+        return LIST_SIZE
 
     def page(self, node: FieldNode) -> int:
         """The page size a connection field asks for; sizes out of range are refused later,

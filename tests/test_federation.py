@@ -308,4 +308,29 @@ def test_more_representations_than_the_node_budget_are_refused():
     result = asyncio.run(tight.execute(ENTITIES, variable_values={"r": representations}))
     assert result.errors is not None
     (error,) = result.errors
-    assert error.extensions == {"code": "QUERY_TOO_COMPLEX", "limit": limits.max_nodes}
+    assert error.extensions is not None and error.extensions["code"] == "QUERY_TOO_COMPLEX"
+    assert error.extensions["nodes"] == len(representations)  # each reference counted by the budget
+
+
+THREADS = """query($r: [_Any!]!) { _entities(representations: $r) {
+  ... on Ticket { comments(first: 100) { nodes { id } } } } }"""
+
+
+def test_the_node_budget_counts_every_representation(graph: Graph):
+    """Each reference is an item whose nested pages count too: N references of a ticket with
+    its first 100 comments may return N + N × 100 nodes, whatever N the gateway sends."""
+    ticket = ref("Ticket", graph.ids["Ticket"])
+    budget = UNTHROTTLED.max_nodes
+    fits = budget // 101  # N + N × 100 ≤ budget
+    answer = graph.server.post(THREADS, {"r": [ticket] * fits})
+    assert "errors" not in answer, answer.get("errors")
+    assert len(answer["data"]["_entities"]) == fits
+    assert answer["extensions"]["cost"]["requested"] == fits + fits * 100
+    over = graph.server.post(THREADS, {"r": [ticket] * (fits + 1)})
+    assert [e["extensions"]["code"] for e in over["errors"]] == ["QUERY_TOO_COMPLEX"]
+    assert over.get("data") is None
+    literal = ", ".join([f'{{__typename: "Ticket", id: "{graph.ids["Ticket"]}"}}'] * (fits + 1))
+    refused = graph.server.post(
+        f"{{ _entities(representations: [{literal}]) {{ ... on Ticket {{ comments(first: 100) {{ nodes {{ id }} }} }} }} }}"
+    )
+    assert [e["extensions"]["code"] for e in refused["errors"]] == ["QUERY_TOO_COMPLEX"]
