@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -117,6 +118,26 @@ def test_a_mutation_is_a_span_with_its_name_and_type_over_its_sql(
     # neither the document nor resolver arguments (they can hold secrets) are recorded
     every = [value for s in trace for value in (s.attributes or {}).values()]
     assert not any("Printer on fire" in str(value) for value in every)
+
+
+def test_a_get_leaves_its_document_and_variables_out_of_the_span(
+    traced: tuple[LiveServer, InMemorySpanExporter],
+) -> None:
+    server, exporter = traced
+    exporter.clear()
+    secret = "ceo-secret@customer.example"
+    query = "query FindContact($email: String!) { contacts(where: {email: {eq: $email}}) { totalCount } }"
+    response = httpx.get(
+        f"{server.url}/graphql",
+        params={"query": query, "variables": json.dumps({"email": secret})},
+        headers={"accept": "application/json"},
+    )
+    assert response.status_code == 200 and "errors" not in response.json(), response.text
+    _, trace = spans_of(exporter, "FindContact")
+    values = [str(value) for span in trace for value in (span.attributes or {}).values()]
+    assert values and not [value for value in values if secret in value or "FindContact(" in value]
+    (server_span,) = [span for span in trace if span.parent is None]
+    assert str((server_span.attributes or {}).get("http.url", "")).endswith("/graphql")
 
 
 def test_a_query_and_a_failed_one(traced: tuple[LiveServer, InMemorySpanExporter]) -> None:

@@ -104,6 +104,22 @@ def provider_from_environment(environ: Mapping[str, str] = os.environ) -> Tracer
     return provider
 
 
+#: the request attributes that hold the query string: a GET's document and variables
+_QUERY_ATTRIBUTES = ("http.url", "http.target", "url.full", "url.query")
+
+
+def _without_query(span: Any, scope: dict[str, Any]) -> None:
+    """The server span's URL without its query string: over GET it holds the document and the
+    variables, which can hold secrets and personal data (as arguments, never recorded)."""
+    attributes = getattr(span, "attributes", None) or {}
+    for name in _QUERY_ATTRIBUTES:
+        value = attributes.get(name)
+        if isinstance(value, str) and "?" in value:
+            span.set_attribute(name, value.split("?", 1)[0])
+        elif name == "url.query" and value:
+            span.set_attribute(name, "")
+
+
 def install_tracing(app: Starlette, schema: Any, db: Database, provider: Any) -> None:
     """Trace ``app`` into ``provider``: requests (ASGI), GraphQL operations and resolvers
     (``schema``'s extensions, checked by Strawberry for each operation), SQL on ``db``.
@@ -117,7 +133,8 @@ def install_tracing(app: Starlette, schema: Any, db: Database, provider: Any) ->
 
     # outermost: the server span covers everything else the request does
     app.add_middleware(
-        OpenTelemetryMiddleware, tracer_provider=provider, excluded_urls=UNTRACED, exclude_spans=["receive", "send"]
-    )
+        OpenTelemetryMiddleware, tracer_provider=provider, excluded_urls=UNTRACED, exclude_spans=["receive", "send"],
+        server_request_hook=_without_query,
+    )  # fmt: skip
     schema.extensions = (partial(OperationSpans, tracer_provider=provider), *schema.extensions)
     trace_sql(db, provider)
