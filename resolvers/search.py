@@ -12,7 +12,21 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from sqlalchemy import CTE, Float, Join, Select, and_, func, literal, literal_column, select, table, true, union_all
+from sqlalchemy import (
+    CTE,
+    Float,
+    Join,
+    Select,
+    and_,
+    case,
+    func,
+    literal,
+    literal_column,
+    select,
+    table,
+    true,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.expression import column
@@ -28,6 +42,11 @@ from resolvers.errors import BadInput
 FTS5_WEIGHTS = (10.0, 4.0, 1.0)
 #: the group number of the excluded phrases among a search's hits (groups count from 0)
 _EXCLUDED = -1
+#: SQLite ranks the ticket's own text and its comments in two FTS5 tables, whose bm25 scores are
+#: on different scales (each table has its own word rarity); this head start puts a hit in the
+#: subject or description ahead of any hit in the comments, as the 10/4/1 weights intend
+_OWN_TEXT_FIRST = 1000.0
+_OWN_TEXT, _THREAD = 0, 1
 CONFIGURATION = "support_english"
 
 _ticket = Ticket.__table__
@@ -77,13 +96,17 @@ def _sqlite(terms: SearchTerms) -> tuple[ColumnElement[bool], ColumnElement[floa
 
     Every group of terms is looked up in the ticket rows and the comment rows; a ticket matches
     when each group hit one of its rows and no excluded phrase hit any. Its rank is the sum over
-    the groups of the group's best bm25 (negative: the lower, the better)."""
+    the groups of the group's score (negative: the lower, the better): the bm25 of its own text,
+    with a head start, or else the bm25 of its comments summed (a word all through the thread
+    counts more than a word once)."""
     groups = terms.fts5_groups()
     wanted = [hit for number, text in enumerate(groups) for hit in _hits(text, number)]
     excluded = terms.fts5_excluded()
     hits = union_all(*wanted, *(_hits(excluded, _EXCLUDED) if excluded else ())).cte("hits").prefix_with("MATERIALIZED")
+    own = func.min(case((hits.c.part == _OWN_TEXT, hits.c.rank - _OWN_TEXT_FIRST), else_=None))
+    thread = func.sum(case((hits.c.part == _THREAD, hits.c.rank), else_=0.0))
     best = (
-        select(hits.c.ticket_id, func.min(hits.c.rank).label("best"))
+        select(hits.c.ticket_id, func.min(func.coalesce(own, 0.0), thread, type_=Float).label("best"))
         .where(hits.c.grp != _EXCLUDED)
         .group_by(hits.c.ticket_id, hits.c.grp)
         .subquery("best")
@@ -99,17 +122,21 @@ def _sqlite(terms: SearchTerms) -> tuple[ColumnElement[bool], ColumnElement[floa
 
 
 def _hits(text: str, group: int) -> tuple[Select[Any], Select[Any]]:
-    """The ticket rows and the comment rows that FTS5 query ``text`` matches: (ticket id, group, bm25)."""
+    """The ticket rows and the comment rows that FTS5 query ``text`` matches: (ticket id,
+    group, part, bm25)."""
     ticket_fts: ColumnElement[Any] = literal_column("ticket_fts")
     comment_fts: ColumnElement[Any] = literal_column("comment_fts")
     subject, description, comments = FTS5_WEIGHTS
     in_tickets = (
-        select(_text.c.ticket_id, literal(group).label("grp"), func.bm25(ticket_fts, subject, description, type_=Float).label("rank"))
+        select(_text.c.ticket_id, literal(group).label("grp"), literal(_OWN_TEXT).label("part"),
+               func.bm25(ticket_fts, subject, description, type_=Float).label("rank"))
         .select_from(_fts.join(_text, _text.c.n == _fts.c.rowid))
         .where(ticket_fts.op("MATCH", is_comparison=True)(literal(text)))
     )  # fmt: skip
     in_comments = (
-        select(_comment_key.c.ticket_id, literal(group), func.bm25(comment_fts, comments, type_=Float))
+        select(
+            _comment_key.c.ticket_id, literal(group), literal(_THREAD), func.bm25(comment_fts, comments, type_=Float)
+        )
         .select_from(_comment_fts.join(_comment_key, _comment_key.c.n == _comment_fts.c.rowid))
         .where(comment_fts.op("MATCH", is_comparison=True)(literal(text)))
     )

@@ -280,3 +280,29 @@ def test_sqlite_downgrade_restores_one_document_per_ticket(tmp_path):
 
     with fresh_database("sqlite", tmp_path) as url:
         asyncio.run(go(url))
+
+
+def test_the_tickets_own_text_ranks_before_its_comments_and_a_thread_before_a_mention(url):
+    """On both databases: a word in a subject ranks before the same word in one comment of a
+    long thread, and a thread saying it three times before a thread saying it once."""
+    tenant, w = f"rank-{uuid.uuid4().hex[:6]}", word()
+
+    async def go() -> None:
+        db = Database(url)
+        try:
+            await migrate.upgrade(db)
+            subject = ticket_row(tenant, f"{w} on fire", minutes=1)
+            # the newest last among equals: only the rank can put `thrice` before `once`
+            thrice = ticket_row(tenant, "Another question", minutes=2)
+            once = ticket_row(tenant, "Question about invoices", minutes=3)
+            await write(db, sa.insert(TICKET), [subject, once, thrice])
+            chatter = [comment_row(tenant, once["id"], f"unrelated reply number {n}") for n in range(30)]
+            mentions = [comment_row(tenant, thrice["id"], f"the {w} again, time {n}") for n in range(3)]
+            await write(
+                db, sa.insert(COMMENT), [comment_row(tenant, once["id"], f"the {w} again"), *chatter, *mentions]
+            )
+            assert await found(db, tenant, w) == [subject["id"], thrice["id"], once["id"]]
+        finally:
+            await db.dispose()
+
+    asyncio.run(go())
