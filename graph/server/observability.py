@@ -136,8 +136,12 @@ def _verdict(
     for one that asked for no operation and got an answer (GraphiQL's page)."""
     payload = state.get("payload")
     refused = state.get("refused")
-    # none executed: refused before Strawberry, or answered by the compiled path
-    asked: list[Operation | None] = [*executed] or ([] if isinstance(payload, list) else [_requested(payload, scope)])
+    # none executed: refused before Strawberry (never parsed here: the door refuses hostile
+    # documents before parsing them), or answered by the compiled path (parsed by the door)
+    if executed or isinstance(payload, list):
+        asked: list[Operation | None] = list(executed)
+    else:
+        asked = [Operation("unknown") if refused else _requested(payload, scope)]
     if asked == [None] and not refused and status < 400:
         return None
     operations = [o or Operation("unknown") for o in asked]
