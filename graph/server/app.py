@@ -258,7 +258,7 @@ def _lowercase_content_type(scope: Scope) -> None:
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the application; the schema is migrated (or checked) on start."""
     settings = settings or Settings()
-    db = Database(settings.database_url, one_hop_sqlite=settings.one_hop_sqlite)
+    db = Database(settings.database_url, one_hop_sqlite=settings.one_hop_sqlite, pool_size=settings.database_pool_size)
     broker = broker_from_url(settings.broker_url)
     live = Live(db, broker, poll_interval=settings.live_poll_seconds, give_up_after=settings.live_give_up_seconds)
     services = Services(settings, db, broker, deployment_hooks(), KeyRing(db), live, Fanout())

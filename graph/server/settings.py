@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from graph.server.ratelimit import Proxies
 from graph.validation import Limits
-from models.db.engine import DEFAULT_DATABASE_URL
+from models.db.engine import DEFAULT_DATABASE_URL, POSTGRES_POOL_SIZE
 
 LIMIT_PREFIX = "LIMIT_"
 
@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_ignore_empty=True)
 
     database_url: str = DEFAULT_DATABASE_URL
+    #: PostgreSQL connections per worker (workers × this must stay under max_connections)
+    database_pool_size: int = Field(POSTGRES_POOL_SIZE, ge=1)
     broker_url: str = "memory://"
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)

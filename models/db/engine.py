@@ -49,6 +49,11 @@ def normalise_url(url: str) -> str:
     return url
 
 
+#: PostgreSQL connections each worker keeps open (``DATABASE_POOL_SIZE``); a request waits for
+#: one when all are busy
+POSTGRES_POOL_SIZE = 30
+
+
 class Database:
     """One engine and its sessions.
 
@@ -60,7 +65,10 @@ class Database:
     commits; off, it is aiosqlite as SQLAlchemy ships it, and SQLite checkpoints on its own.
     """
 
-    def __init__(self, url: str = DEFAULT_DATABASE_URL, *, echo: bool = False, one_hop_sqlite: bool = True) -> None:
+    def __init__(
+        self, url: str = DEFAULT_DATABASE_URL, *, echo: bool = False, one_hop_sqlite: bool = True,
+        pool_size: int = POSTGRES_POOL_SIZE,
+    ) -> None:  # fmt: skip
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self.one_hop_sqlite = one_hop_sqlite and self.url.startswith("sqlite+aiosqlite")
@@ -73,7 +81,12 @@ class Database:
             # on every request
             kwargs.update(pool_size=20, max_overflow=20)
         if not self.is_sqlite:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            # a fixed pool: a request's loaders read in parallel, and connections opened past the
+            # pool (overflow) are closed again on return — a new PostgreSQL session, and asyncpg's
+            # type set-up, for every burst. No ping per checkout: a connection lost with its
+            # backend fails its statement as an outage (UNAVAILABLE, retried by the client) and
+            # SQLAlchemy then replaces every connection of the pool.
+            kwargs.update(pool_size=pool_size, max_overflow=0)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             pragmas = _one_hop_pragmas if self.one_hop_sqlite else _sqlite_pragmas
