@@ -83,10 +83,9 @@ class Database:
         if not self.is_sqlite:
             # a fixed pool: a request's loaders read in parallel, and connections opened past the
             # pool (overflow) are closed again on return — a new PostgreSQL session, and asyncpg's
-            # type set-up, for every burst. No ping per checkout: a connection lost with its
-            # backend fails its statement as an outage (UNAVAILABLE, retried by the client) and
-            # SQLAlchemy then replaces every connection of the pool.
-            kwargs.update(pool_size=pool_size, max_overflow=0)
+            # type set-up, for every burst. The ping per checkout stays: without it, each
+            # connection a database restart left stale fails one request (tests/test_outages.py).
+            kwargs.update(pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             pragmas = _one_hop_pragmas if self.one_hop_sqlite else _sqlite_pragmas
