@@ -27,6 +27,7 @@ from models.base import TableClass
 from models.db.engine import Database
 from models.db.plain import as_entity
 from resolvers.errors import BadInput
+from resolvers.where_parts import where_parts
 
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
@@ -82,18 +83,13 @@ def compile_where(kind: type[TableClass], where: dict[str, Any] | None, dialect:
 
 
 def check_size(where: dict[str, Any] | None) -> None:
-    """Refuse a ``where`` too large to send as one statement (iteratively: no recursion)."""
-    total, stack = 0, [where]
-    while stack:
-        for name, spec in (stack.pop() or {}).items():
-            if spec is None:
-                continue
+    """Refuse a ``where`` too large to send as one statement."""
+    total = 0
+    for part in where_parts(where):
+        for name, spec in part:
             if name in ("and_", "or_"):
-                stack.extend(spec)
                 total += len(spec)
-            elif name == "not_":
-                stack.append(spec)
-            else:
+            elif name != "not_":
                 for op, value in spec.items():
                     if isinstance(value, list | tuple | set) and len(value) > MAX_LIST_VALUES:
                         raise BadInput(

@@ -34,6 +34,7 @@ from models.event import Event
 from models.history import api_names, replay
 from resolvers.errors import BadInput
 from resolvers.query import MAX_PAGE, field_column, matches
+from resolvers.where_parts import where_parts
 
 #: the window holds up to this many pages: the page, then a tail to refill it from
 WINDOW_PAGES = 2
@@ -152,19 +153,12 @@ class QueueSpec:
 
 def _where_columns(where: dict[str, Any] | None) -> set[str]:
     """The columns a ``where`` reads (``organization`` reads ``organization_id``)."""
-    columns: set[str] = set()
-    stack = [where]
-    while stack:
-        for name, spec in (stack.pop() or {}).items():
-            if spec is None:
-                continue
-            if name in ("and_", "or_"):
-                stack.extend(spec)
-            elif name == "not_":
-                stack.append(spec)
-            else:
-                columns.add(field_column(Ticket, name).name)
-    return columns
+    return {
+        field_column(Ticket, name).name
+        for part in where_parts(where)
+        for name, _ in part
+        if name not in ("and_", "or_", "not_")
+    }
 
 
 def _fails(where: dict[str, Any] | None, known: dict[str, Any]) -> bool:
