@@ -38,6 +38,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop_group(process: subprocess.Popen, wait: float = STOP_WAIT) -> None:
+    """End a process started in a group of its own, and its children: SIGTERM, then SIGKILL
+    after ``wait`` seconds."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(wait)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(wait)
+
+
 class ServeFailed(RuntimeError):
     """The process exited or never became ready; the message carries its log."""
 
@@ -115,17 +130,8 @@ class Serve:
         return response.status_code, response.json()
 
     def stop(self) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(STOP_WAIT)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(STOP_WAIT)
+        if self.process is not None:
+            stop_group(self.process)
 
     def cleanup(self) -> None:
         """Stop, and remove the log file."""

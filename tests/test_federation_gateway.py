@@ -15,7 +15,6 @@ import contextlib
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -30,6 +29,7 @@ import pytest
 import resolvers.keys
 from tests.databases import require
 from tests.live import LiveServer
+from tests.procs import stop_group
 
 FEDERATION = Path(__file__).parent / "federation"
 START_WAIT = 60.0
@@ -97,16 +97,8 @@ class NodeProcess:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        process = self.process
-        if process is not None and process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(STOP_WAIT)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(STOP_WAIT)
+        if self.process is not None:
+            stop_group(self.process, STOP_WAIT)
         with contextlib.suppress(FileNotFoundError):
             self.log_path.unlink()
 
