@@ -250,10 +250,11 @@ def wrk_version() -> str:
 
 def run_wrk(
     url: str, workload: Workload, *, seconds: float, connections: int, threads: int = 1,
-    workdir: Path, cpu: int | None = None,
+    workdir: Path, cpu: int | None = None, extra_lua: str = "",
 ) -> LoadResult:  # fmt: skip
+    """``workload`` under wrk; ``extra_lua`` is appended to its script (to override ``request``)."""
     script = Path(tempfile.mkstemp(suffix=".lua", dir=workdir)[1])
-    script.write_text(lua_script(workload))
+    script.write_text(lua_script(workload) + extra_lua)
     argv = [
         "wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
         "-s", str(script), url,

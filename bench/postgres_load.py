@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from typing import Any
 import asyncpg
 import psutil
 
-from bench.http import LoadResult, Workload, lua_script
+from bench.http import LoadResult, Workload, run_wrk
 from bench.read_write import busy_cpu_seconds, children_cpu_seconds
 
 _ROTATE = """
@@ -45,25 +43,15 @@ def run_rotating(
     url: str, template: str, ids: list[str], *, seconds: float, connections: int, workdir: Path
 ) -> LoadResult:
     """Closed-loop wrk load whose every request is ``template`` with the next id and number."""
-    script = Path(tempfile.mkstemp(suffix=".lua", dir=workdir)[1])
     rotate = _ROTATE % (", ".join(_lua(i) for i in ids), _lua(template))
-    script.write_text(lua_script(Workload("static", body=template)) + rotate)
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
-            "-s", str(script), url]  # fmt: skip
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
-    finally:
-        script.unlink(missing_ok=True)
-    line = next((x for x in out.stdout.splitlines() if x.startswith("WRKJSON ")), None)
-    if line is None:
-        raise RuntimeError(f"wrk gave no summary (rc {out.returncode}): {out.stdout[-500:]} {out.stderr[-500:]}")
-    data = json.loads(line[len("WRKJSON ") :])
-    secs = data["duration_us"] / 1e6
-    return LoadResult(
-        requests=data["requests"], seconds=secs, rps=data["requests"] / secs if secs else 0.0,
-        p50_ms=data["p50_us"] / 1000, p99_ms=data["p99_us"] / 1000, errors=data["bad"] + data["transport"],
-        tool="wrk", first_error=data["first_bad"],
-    )  # fmt: skip
+    return run_wrk(
+        url,
+        Workload("static", body=template),
+        seconds=seconds,
+        connections=connections,
+        workdir=workdir,
+        extra_lua=rotate,
+    )
 
 
 def tree_cpu_seconds(pid: int) -> float:
