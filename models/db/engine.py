@@ -12,6 +12,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -54,6 +55,17 @@ def normalise_url(url: str) -> str:
 POSTGRES_POOL_SIZE = 30
 
 
+def _closed_on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+    """Refuse a pooled asyncpg connection whose socket is already closed, so the pool replaces it.
+
+    A restarted or terminated backend closes its end; asyncpg notices on the event loop and marks
+    the connection closed, so a connection a database restart left stale is swapped for a new one
+    at checkout without a round trip (the pool retries on ``DisconnectionError``). A connection
+    cut while a request holds it fails that request, as it would with a ping."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the pooled PostgreSQL connection was closed by the server")
+
+
 class Database:
     """One engine and its sessions.
 
@@ -83,13 +95,15 @@ class Database:
         if not self.is_sqlite:
             # a fixed pool: a request's loaders read in parallel, and connections opened past the
             # pool (overflow) are closed again on return — a new PostgreSQL session, and asyncpg's
-            # type set-up, for every burst. The ping per checkout stays: without it, each
-            # connection a database restart left stale fails one request (tests/test_outages.py).
-            kwargs.update(pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
+            # type set-up, for every burst. No ping per checkout (SQLAlchemy's costs asyncpg three
+            # round trips): a checkout looks at the socket instead (``_closed_on_checkout``).
+            kwargs.update(pool_size=pool_size, max_overflow=0)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             pragmas = _one_hop_pragmas if self.one_hop_sqlite else _sqlite_pragmas
             sa_event.listen(self.engine.sync_engine, "connect", pragmas)
+        else:
+            sa_event.listen(self.engine.sync_engine, "checkout", _closed_on_checkout)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._write_lock: asyncio.Lock | None = None
         self._commits = 0
