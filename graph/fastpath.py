@@ -1,20 +1,23 @@
-"""The compiled path: one entity list page, answered without Strawberry, behind a setting.
+"""The compiled path: list pages and deep documents answered without Strawberry, behind a setting.
 
-Contract. It answers only a query whose one root field is an entity list (``tickets`` …) with no
-argument but ``first last after before includeDeleted``, selecting ``totalCount``, ``pageInfo``,
-``edges { cursor node }`` and ``nodes`` with scalar fields and to-one relations, without
-fragments or directives (``tickets(first: 50) { nodes { subject requester { name } } }``). Its
-answers are identical to Strawberry's (tests/test_fastpath*.py compare them). It never answers
-with an error: a document failing validation (graphql-core's rules and graph.validation's limits,
-as the schema runs them) or an argument that would be refused is declined (None) and the full
-path answers it. ``Settings.fast_path`` (``FAST_PATH=false``) turns it off. A document is compiled
-once into a plan (bounded ``DocumentCache``), which reads plain rows (no ORM objects, no
-resolvers), one statement per entity kind and level of relations.
+Contract. It answers a query of one root field: an entity list (``tickets`` …, arguments
+``first last after before includeDeleted``) or one entity by id (``ticket(id:)`` …, without
+``asOf``). Under it, a connection selects ``totalCount``, ``pageInfo``, ``edges { cursor node }``
+and ``nodes``; a node selects scalar fields, to-one relations, the to-many connections of the
+parent (``organization.tickets(first:)``, ``ticket.comments(first:, public:)``, any entity's
+``events(first:)``; no ``where`` or ``orderBy``), plain to-many lists (``ticket.issues``) and
+``ticket.subscription``; no fragments or directives. Its answers are identical to Strawberry's
+(tests/test_fastpath*.py compare them). It never answers with an error: a document failing
+validation (graphql-core's rules and graph.validation's limits, as the schema runs them), an
+argument that would be refused, or a row the full path would refuse to show, is declined (None)
+and the full path answers it. ``Settings.fast_path`` (``FAST_PATH=false``) turns it off. A
+document is compiled once into a plan (bounded ``DocumentCache``), which reads plain rows (no ORM
+objects, no resolvers), one statement per kind and level: a nested connection is one statement
+for all its parents (graph/fastpath_pages.py), and one more for their ``totalCount``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, TypeGuard
 
@@ -24,6 +27,7 @@ from graphql import (
     GraphQLError,
     IntValueNode,
     NamedTypeNode,
+    NonNullTypeNode,
     NullValueNode,
     OperationDefinitionNode,
     OperationType,
@@ -33,35 +37,69 @@ from graphql import (
     VariableNode,
     specified_rules,
 )  # fmt: skip
-from sqlalchemy import and_, bindparam, select
-from sqlalchemy.sql import ColumnElement, Select
-from sqlmodel import col
 
 from graph.documents import DocumentCache, merge_fields
-from graph.fastpath_plan import Node, Plan, Row
+from graph.fastpath_plan import Arguments, Connection, Node, Plan
+from graph.fastpath_read import run
 from graph.schema import document_errors
 from graph.schema import schema as full_schema
 from graph.validation import Limits, limit_errors, parsed
-from models.base import ENTITIES, Entity
-from models.db.engine import Database
-from models.db.plain import Compiled, PlainReads, Read, ids_value, in_ids
+from models.base import ENTITIES
+from models.event import Event
 from models.history import api_names
 from resolvers import query
-from resolvers.errors import DomainError
 from resolvers.validate import references
+
+__all__ = ["LISTS", "ONE", "compile_plan", "run"]
 
 #: root list field → entity type
 LISTS = {
     "tickets": "Ticket", "contacts": "Contact", "organizations": "Organization", "deals": "Deal",
     "subscriptions": "Subscription", "issues": "Issue", "activities": "Activity", "metrics": "Metric",
 }  # fmt: skip
+#: root field of one entity by id → entity type
+ONE = {
+    "ticket": "Ticket", "contact": "Contact", "organization": "Organization", "deal": "Deal",
+    "subscription": "Subscription", "issue": "Issue", "activity": "Activity", "metric": "Metric",
+}  # fmt: skip
+#: the kinds whose nodes the path builds (every field of theirs that is a column shows the column)
+KINDS = {*LISTS.values(), "Comment", "Event"}
+#: (type, field) → (child type, its column holding the parent's id): the parent's connections
+PAGES = {
+    ("Organization", "contacts"): ("Contact", "organization_id"),
+    ("Organization", "tickets"): ("Ticket", "organization_id"),
+    ("Organization", "deals"): ("Deal", "organization_id"),
+    ("Organization", "subscriptions"): ("Subscription", "organization_id"),
+    ("Organization", "activities"): ("Activity", "organization_id"),
+    ("Organization", "subsidiaries"): ("Organization", "parent_id"),
+    ("Contact", "tickets"): ("Ticket", "requester_id"),
+    ("Contact", "assignedTickets"): ("Ticket", "assignee_id"),
+    ("Contact", "deals"): ("Deal", "contact_id"),
+    ("Contact", "activities"): ("Activity", "contact_id"),
+    ("Deal", "tickets"): ("Ticket", "deal_id"),
+    ("Deal", "activities"): ("Activity", "deal_id"),
+    ("Ticket", "comments"): ("Comment", "ticket_id"),
+}
+#: (type, field) → (child type, its column holding the parent's id): live children as a list
+CHILDREN = {
+    ("Ticket", "issues"): ("Issue", "ticket_id"),
+    ("Ticket", "activities"): ("Activity", "ticket_id"),
+    ("Ticket", "mergedTickets"): ("Ticket", "merged_into_id"),
+}
+#: fields whose GraphQL name is not their column's API name
+RENAMED = {("Event", "sequence"): "seq"}
 #: argument → the GraphQL type a variable for it must be declared with
-ARGUMENTS = {"first": "Int", "last": "Int", "after": "String", "before": "String", "includeDeleted": "Boolean"}
+ARGUMENTS = {
+    "first": "Int", "last": "Int", "after": "String", "before": "String", "includeDeleted": "Boolean",
+    "public": "Boolean", "id": "ID",
+}  # fmt: skip
+PAGE = ("first", "last", "after", "before")
 PAGE_INFO = {"hasNextPage", "hasPreviousPage", "startCursor", "endCursor"}
 #: the literal an argument of each GraphQL type may be written as
 LITERALS: dict[str, type[IntValueNode | StringValueNode | BooleanValueNode]] = {
-    "Int": IntValueNode, "String": StringValueNode, "Boolean": BooleanValueNode,
+    "Int": IntValueNode, "String": StringValueNode, "Boolean": BooleanValueNode, "ID": StringValueNode,
 }  # fmt: skip
+MAX_DEPTH = 6
 
 
 def _iso(value: Any) -> Any:
@@ -83,6 +121,145 @@ def compile_plan(source: str, operation_name: str | None, limits: Limits | None 
     return PLANS.get(source, lambda: _compile(source, operation_name, limits), operation_name, limits)
 
 
+class _Compiler:
+    """Compiles one document: its declared variables, and the connections found so far."""
+
+    def __init__(self, declared: dict[str, str | None]) -> None:
+        self.declared = declared
+        self.connections: list[Connection] = []
+
+    def arguments(self, node: FieldNode, allowed: tuple[str, ...]) -> Arguments | None:
+        arguments: Arguments = {}
+        for argument in node.arguments or ():
+            name, value = argument.name.value, argument.value
+            if name not in allowed:
+                return None
+            if isinstance(value, VariableNode):
+                if self.declared.get(value.name.value) != ARGUMENTS[name]:
+                    return None
+                arguments[name] = ("variable", value.name.value)
+            elif isinstance(value, NullValueNode):
+                arguments[name] = ("value", None)
+            elif isinstance(value, LITERALS[ARGUMENTS[name]]):
+                raw = value.value
+                arguments[name] = ("value", int(raw) if ARGUMENTS[name] == "Int" else raw)
+            else:
+                return None
+        return arguments
+
+    def connection(
+        self, field: FieldNode, kind: Any, allowed: tuple[str, ...], parent: str | None, depth: int
+    ) -> Connection | None:
+        arguments = self.arguments(field, allowed)
+        if arguments is None or field.selection_set is None:
+            return None
+        connection = Connection(kind, arguments, [], query.order_keys(kind), parent, len(self.connections))
+        self.connections.append(connection)
+        parts = self.parts(field.selection_set, kind, depth)
+        if parts is None:
+            return None
+        connection.parts = parts
+        return connection
+
+    def parts(self, root: SelectionSetNode, kind: Any, depth: int) -> list[tuple[str, str, Any]] | None:
+        parts: list[tuple[str, str, Any]] = []
+        for selection in root.selections:
+            if not _plain_field(selection):
+                return None
+            name = selection.name.value
+            if name == "totalCount" and not selection.selection_set and not selection.arguments:
+                parts.append((_key(selection), "totalCount", None))
+            elif name == "__typename" and not selection.arguments:
+                parts.append((_key(selection), "typename", f"{kind.type_name}Connection"))
+            elif name == "nodes" and selection.selection_set and not selection.arguments:
+                node = self.node(selection.selection_set, kind, depth)
+                if node is None:
+                    return None
+                parts.append((_key(selection), "nodes", node))
+            elif name == "pageInfo" and selection.selection_set and not selection.arguments:
+                keys = _page_info(selection.selection_set)
+                if keys is None:
+                    return None
+                parts.append((_key(selection), "pageInfo", keys))
+            elif name == "edges" and selection.selection_set and not selection.arguments:
+                edge: list[tuple[str, str, Any]] = []
+                for item in selection.selection_set.selections:
+                    if not _plain_field(item) or item.arguments:
+                        return None
+                    if item.name.value == "cursor" and not item.selection_set:
+                        edge.append((_key(item), "cursor", None))
+                    elif item.name.value == "node" and item.selection_set:
+                        node = self.node(item.selection_set, kind, depth)
+                        if node is None:
+                            return None
+                        edge.append((_key(item), "node", node))
+                    elif item.name.value == "__typename":
+                        edge.append((_key(item), "typename", f"{kind.type_name}Edge"))
+                    else:
+                        return None
+                parts.append((_key(selection), "edges", edge))
+            else:
+                return None
+        return parts
+
+    def node(self, selection: SelectionSetNode, kind: Any, depth: int) -> Node | None:
+        if depth > MAX_DEPTH or kind.type_name not in KINDS:
+            return None
+        type_name = kind.type_name
+        columns = {api: column for column, api in api_names(kind).items() if column != "tenant"}
+        relations = references(kind) if kind is not Event else {}
+        node = Node(kind)
+        for item in selection.selections:
+            if not _plain_field(item):
+                return None
+            name, key = item.name.value, _key(item)
+            node.order.append(key)
+            if name == "__typename" and not item.selection_set and not item.arguments:
+                node.typename.append(key)
+                continue
+            column = columns.get(RENAMED.get((type_name, name), name))
+            if item.selection_set is None:
+                if item.arguments or column is None or column in relations:
+                    return None
+                sql_type = kind.__table__.columns[column].type
+                python = (
+                    getattr(sql_type, "python_type", None) if not hasattr(sql_type, "impl") else sql_type.python_type
+                )
+                convert = _iso if python in (datetime, date) else _float if python is float else None
+                node.scalars.append((key, column, convert))
+                continue
+            if (type_name, name) in PAGES or name == "events":
+                child, parent = PAGES.get((type_name, name), ("Event", "target"))
+                allowed = (*PAGE, "includeDeleted", "public") if child == "Comment" else (*PAGE, "includeDeleted")
+                target = Event if child == "Event" else ENTITIES[child]
+                connection = self.connection(item, target, PAGE if child == "Event" else allowed, parent, depth + 1)
+                if connection is None:
+                    return None
+                node.pages.append((key, connection))
+                continue
+            if item.arguments:
+                return None
+            if (type_name, name) in CHILDREN:
+                child, parent = CHILDREN[type_name, name]
+                target, place = ENTITIES[child], "lists"
+            elif (type_name, name) == ("Ticket", "subscription"):
+                target, place = ENTITIES["Subscription"], "current"
+            elif column is not None and column in relations:
+                target, place = relations[column], "relations"
+            else:
+                return None
+            child_node = self.node(item.selection_set, target, depth + 1)
+            if child_node is None:
+                return None
+            if place == "lists":
+                node.lists.append((key, parent, child_node))
+            elif place == "current":
+                node.current.append((key, child_node))
+            elif column is not None:
+                node.relations.append((key, column, child_node))
+        return node
+
+
 def _compile(source: str, operation_name: str | None, limits: Limits) -> Plan | None:
     document = parsed(source)
     if isinstance(document, GraphQLError):
@@ -97,39 +274,45 @@ def _compile(source: str, operation_name: str | None, limits: Limits) -> Plan | 
     if operation.directives or len(operation.selection_set.selections) != 1:
         return None
     declared: dict[str, str | None] = {}
+    required: list[str] = []
     for definition in operation.variable_definitions or ():
         if definition.directives or definition.default_value is not None:
             return None
         type_ = definition.type
+        if isinstance(type_, NonNullTypeNode):  # a missing or null value is declined at run time
+            required.append(definition.variable.name.value)
+            type_ = type_.type
         declared[definition.variable.name.value] = type_.name.value if isinstance(type_, NamedTypeNode) else None
     root = operation.selection_set.selections[0]
-    if not _plain_field(root) or root.name.value not in LISTS or root.selection_set is None:
+    if not _plain_field(root) or root.selection_set is None:
         return None
-    arguments: dict[str, tuple[str, Any]] = {}
-    for argument in root.arguments or ():
-        name, value = argument.name.value, argument.value
-        if name not in ARGUMENTS:
-            return None
-        if isinstance(value, VariableNode):
-            if declared.get(value.name.value) != ARGUMENTS[name]:
-                return None
-            arguments[name] = ("variable", value.name.value)
-        elif isinstance(value, NullValueNode):
-            arguments[name] = ("value", None)
-        elif isinstance(value, LITERALS[ARGUMENTS[name]]):
-            raw = value.value
-            arguments[name] = ("value", int(raw) if ARGUMENTS[name] == "Int" else raw)
-        else:
-            return None
-    kind = ENTITIES[LISTS[root.name.value]]
     merged = merge_fields(root)
     if merged is None or merged.selection_set is None:
         return None
-    parts = _connection(merged.selection_set, kind)
-    if parts is None or document_errors(full_schema._schema, source, document, RULES):
+    compiler = _Compiler(declared)
+    name = root.name.value
+    connection: Connection | None = None
+    node: Node | None = None
+    if name in LISTS:
+        kind = ENTITIES[LISTS[name]]
+        connection = compiler.connection(merged, kind, (*PAGE, "includeDeleted"), None, 0)
+        if connection is None:
+            return None
+        arguments = connection.arguments
+    elif name in ONE:
+        kind = ENTITIES[ONE[name]]
+        given = compiler.arguments(merged, ("id",))
+        node = compiler.node(merged.selection_set, kind, 0)
+        if given is None or node is None:
+            return None
+        arguments = given
+    else:
         return None
-    plan = Plan(_key(merged), kind, arguments, parts, query.order_keys(kind), document)
-    if any(how == "variable" and name in ("first", "last") for name, (how, _) in arguments.items()):
+    if document_errors(full_schema._schema, source, document, RULES):
+        return None
+    plan = Plan(_key(merged), kind, arguments, connection, node, compiler.connections, tuple(required), document)
+    sizes = (how for c in compiler.connections for n, (how, _) in c.arguments.items() if n in ("first", "last"))
+    if "variable" in sizes:
         plan.limits = limits
     elif limit_errors(full_schema._schema, document, limits, {}, operation_name):
         return None
@@ -144,231 +327,15 @@ def _key(node: FieldNode) -> str:
     return node.alias.value if node.alias else node.name.value
 
 
-def _connection(root: SelectionSetNode, kind: type[Entity]) -> list[tuple[str, str, Any]] | None:
-    parts: list[tuple[str, str, Any]] = []
-    for selection in root.selections:
-        if not _plain_field(selection):
-            return None
-        name = selection.name.value
-        if name == "totalCount" and not selection.selection_set and not selection.arguments:
-            parts.append((_key(selection), "totalCount", None))
-        elif name == "__typename" and not selection.arguments:
-            parts.append((_key(selection), "typename", f"{kind.type_name}Connection"))
-        elif name == "nodes" and selection.selection_set and not selection.arguments:
-            node = _node(selection.selection_set, kind)
-            if node is None:
-                return None
-            parts.append((_key(selection), "nodes", node))
-        elif name == "pageInfo" and selection.selection_set and not selection.arguments:
-            keys: list[tuple[str, str]] = []
-            for item in selection.selection_set.selections:
-                if not _plain_field(item) or item.arguments or item.selection_set:
-                    return None
-                if item.name.value == "__typename":
-                    keys.append((_key(item), "__typename"))
-                elif item.name.value in PAGE_INFO:
-                    keys.append((_key(item), item.name.value))
-                else:
-                    return None
-            parts.append((_key(selection), "pageInfo", keys))
-        elif name == "edges" and selection.selection_set and not selection.arguments:
-            edge: list[tuple[str, str, Any]] = []
-            for item in selection.selection_set.selections:
-                if not _plain_field(item) or item.arguments:
-                    return None
-                if item.name.value == "cursor" and not item.selection_set:
-                    edge.append((_key(item), "cursor", None))
-                elif item.name.value == "node" and item.selection_set:
-                    node = _node(item.selection_set, kind)
-                    if node is None:
-                        return None
-                    edge.append((_key(item), "node", node))
-                elif item.name.value == "__typename":
-                    edge.append((_key(item), "typename", f"{kind.type_name}Edge"))
-                else:
-                    return None
-            parts.append((_key(selection), "edges", edge))
-        else:
-            return None
-    return parts
-
-
-def _node(selection: SelectionSetNode, kind: type[Entity], depth: int = 0) -> Node | None:
-    if depth > 3:
-        return None
-    columns = {api: column for column, api in api_names(kind).items() if column != "tenant"}
-    relations = references(kind)
-    node = Node(kind)
+def _page_info(selection: SelectionSetNode) -> list[tuple[str, str]] | None:
+    keys: list[tuple[str, str]] = []
     for item in selection.selections:
-        if not _plain_field(item) or item.arguments:
+        if not _plain_field(item) or item.arguments or item.selection_set:
             return None
-        name = item.name.value
-        node.order.append(_key(item))
-        if name == "__typename" and not item.selection_set:
-            node.typename.append(_key(item))
-            continue
-        column = columns.get(name)
-        if column is None:
-            return None
-        if column in relations:
-            if not item.selection_set:
-                return None
-            child = _node(item.selection_set, relations[column], depth + 1)
-            if child is None:
-                return None
-            node.relations.append((_key(item), column, child))
-        elif item.selection_set:
-            return None
+        if item.name.value == "__typename":
+            keys.append((_key(item), "__typename"))
+        elif item.name.value in PAGE_INFO:
+            keys.append((_key(item), item.name.value))
         else:
-            sql_type = kind.__table__.columns[column].type
-            python = getattr(sql_type, "python_type", None) if not hasattr(sql_type, "impl") else sql_type.python_type
-            convert = _iso if python in (datetime, date) else _float if python is float else None
-            node.scalars.append((_key(item), column, convert))
-    return node
-
-
-# --- running a plan: one plain read (models.db.plain); page statements compiled once per plan,
-# page shape and dialect, the relations' once per database, kind and columns (plans share them).
-
-
-async def run(plan: Plan, variables: dict[str, Any], db: Database, tenant: str) -> dict[str, Any] | None:
-    """The ``data`` of the plan's answer, or None where the full path must answer (an error)."""
-    arguments: dict[str, Any] = {}
-    for name, (how, value) in plan.arguments.items():
-        arguments[name] = variables.get(value) if how == "variable" else value
-        expected = {"Int": int, "String": str, "Boolean": bool}[ARGUMENTS[name]]
-        given = arguments[name]
-        if given is not None and (type(given) is not expected):
             return None
-    if plan.limits is not None and limit_errors(full_schema._schema, plan.document, plan.limits, variables):
-        return None
-    try:
-        size, from_end = query.page_size(arguments.get("first"), arguments.get("last"))
-        keys = plan.keys
-        after, before = (
-            None if arguments.get(k) is None else query.decode_cursor(arguments[k], keys) for k in ("after", "before")
-        )
-    except DomainError:
-        return None
-    include_deleted = bool(arguments.get("includeDeleted"))
-    shape = (db.dialect, size, from_end, after is not None, before is not None, include_deleted)
-    statements = plan.statements.get(shape)
-    if statements is None:
-        statements = plan.statements[shape] = _page_statements(plan, db, keys, shape)
-    values = {"tenant": tenant}
-    for name, cursor in (("after", after), ("before", before)):
-        values.update({f"{name}{i}": value for i, value in enumerate(cursor or ())})
-    return await db.plain.run(_read(plan, statements, values, size, from_end, after, before, db.plain, tenant))
-
-
-def _page_statements(
-    plan: Plan, db: Database, keys: list[tuple[ColumnElement[Any], bool]], shape: tuple[Any, ...]
-) -> dict[str, Compiled]:
-    dialect, size, from_end, has_after, has_before, include_deleted = shape
-    kind = plan.kind
-    condition = query.list_condition(kind, tenant=bindparam("tenant"), dialect=dialect, include_deleted=include_deleted)
-    cursor = {
-        name: [bindparam(f"{name}{i}", type_=key.type) for i, (key, _) in enumerate(keys)]
-        for name, present in (("after", has_after), ("before", has_before)) if present
-    }  # fmt: skip
-    table = kind.__table__.columns
-    page = query.page_statement(
-        condition, keys, [table[c] for c in _columns(plan)], size=size, from_end=from_end, **cursor
-    )
-    return {"page": db.plain.compile(page), "count": db.plain.compile(query.count_statement(kind, condition))}
-
-
-def _read(
-    plan: Plan, statements: dict[str, Compiled], values: dict[str, Any], size: int, from_end: bool,
-    after: list[Any] | None, before: list[Any] | None, plain: PlainReads, tenant: str,
-) -> Read[dict[str, Any]]:  # fmt: skip
-    """The plain read of a plan (a generator: see models.db.plain)."""
-    result_rows = yield statements["page"], values
-    more = len(result_rows) > size
-    rows = result_rows[:size]
-    if from_end:
-        rows.reverse()
-    width = len(_columns(plan))  # then the sort keys, for the cursors
-    cursors = [query.encode_cursor(list(row.values())[width:]) for row in rows] if plan.cursors else []
-    result: dict[str, Any] = {}
-    for key, part, detail in plan.parts:
-        if part == "totalCount":
-            (counted,) = yield statements["count"], {"tenant": tenant}
-            result[key] = next(iter(counted.values()))
-        elif part == "typename":
-            result[key] = detail
-        elif part == "nodes":
-            result[key] = yield from _build(detail, rows, plain, tenant)
-        elif part == "edges":
-            edges: list[Row] = [{} for _ in rows]
-            for edge_key, what, node in detail:
-                if what == "cursor":
-                    for edge, cursor in zip(edges, cursors):
-                        edge[edge_key] = cursor
-                elif what == "typename":
-                    for edge in edges:
-                        edge[edge_key] = node
-                else:
-                    for edge, item in zip(edges, (yield from _build(node, rows, plain, tenant))):
-                        edge[edge_key] = item
-            result[key] = edges
-        else:
-            info = {
-                "hasNextPage": more if not from_end else before is not None,
-                "hasPreviousPage": more if from_end else after is not None,
-                "startCursor": cursors[0] if cursors else None,
-                "endCursor": cursors[-1] if cursors else None, "__typename": "PageInfo",
-            }  # fmt: skip
-            result[key] = {k: info[name] for k, name in detail}
-    return {plan.key: result}
-
-
-def _columns(plan: Plan) -> list[str]:
-    nodes = [d for _, part, d in plan.parts if part == "nodes"]
-    nodes += [n for _, part, d in plan.parts if part == "edges" for _, what, n in d if what == "node"]
-    return list(dict.fromkeys(c for node in nodes for c in node.columns)) or ["id"]
-
-
-def _build(node: Node, rows: Sequence[Row | None], plain: PlainReads, tenant: str) -> Read[list[Row | None]]:
-    """Response objects for ``rows`` (None for a missing relation), relations batched per kind
-    (a generator of statements, like the read it is part of)."""
-    objects: list[Row | None] = []
-    for row in rows:
-        if row is None:
-            objects.append(None)
-            continue
-        item: Row = dict.fromkeys(node.order)  # the document's key order, whatever is filled first
-        for key, column, convert in node.scalars:
-            value = row[column]
-            item[key] = convert(value) if convert is not None else value
-        for key in node.typename:
-            item[key] = node.kind.type_name
-        objects.append(item)
-    by_kind: dict[type[Entity], tuple[set[str], dict[str, None]]] = {}
-    for _, column, child in node.relations:
-        ids, columns = by_kind.setdefault(child.kind, (set(), {}))
-        ids.update(ref for row in rows if row is not None and (ref := row[column]) is not None)
-        columns.update(dict.fromkeys(child.columns))
-    fetched: dict[type[Entity], dict[str, Row]] = {}
-    for kind, (ids, columns) in by_kind.items():
-        if not ids:
-            fetched[kind] = {}
-            continue
-        statement = _by_id_statement(plain, kind, tuple(columns))
-        found = yield statement, {"tenant": tenant, "ids": ids_value(ids, plain.dialect.name)}
-        fetched[kind] = {row["id"]: row for row in found}
-    for key, column, child in node.relations:
-        targets = [None if row is None or row[column] is None else fetched[child.kind].get(row[column]) for row in rows]
-        for obj, value in zip(objects, (yield from _build(child, targets, plain, tenant))):
-            if obj is not None:
-                obj[key] = value
-    return objects
-
-
-def _by_id_statement(plain: PlainReads, kind: type[Entity], columns: tuple[str, ...]) -> Compiled:
-    def build() -> Select[*tuple[Any, ...]]:
-        table = kind.__table__.columns
-        condition = and_(col(kind.tenant) == bindparam("tenant"), in_ids(col(kind.id), plain.dialect.name))
-        return select(*(table[c] for c in columns)).where(condition)
-
-    return plain.compiled(("fastpath by id", kind, columns), build)
+    return keys

@@ -93,9 +93,11 @@ class Loaders:
                         last=last, before=before, include_deleted=include_deleted, scope={column: parents[0]},
                     )  # fmt: skip
                     return [page]
-                statement = _ranked_pages(
-                    kind, column, db.dialect, condition(), keys, size, from_end, cursor_after, cursor_before
-                )
+                parent = kind.__table__.c[column]
+                statement = ranked_pages(
+                    and_(condition(), in_ids(parent, db.dialect)), keys, list(kind.__table__.columns), parent,
+                    size=size, from_end=from_end, after=cursor_after, before=cursor_before,
+                )  # fmt: skip
                 async with db.reading() as session:
                     result = await session.execute(statement, {"ids": ids_value(parents, db.dialect)})
                 grouped: dict[str, list[Any]] = defaultdict(list)
@@ -196,23 +198,20 @@ def _keyed(kind: type[TableClass], column: str, live_only: bool, plain: PlainRea
     return statement
 
 
-def _ranked_pages(
-    kind: type[Entity], column: str, dialect: str, condition: ColumnElement[bool],
-    keys: list[tuple[ColumnElement[Any], bool]], size: int, from_end: bool,
-    after: list[Any] | None, before: list[Any] | None,
+def ranked_pages(
+    condition: ColumnElement[bool], keys: list[tuple[ColumnElement[Any], bool]], selected: list[Any],
+    parent: Any, *, size: int, from_end: bool, after: list[Any] | None = None, before: list[Any] | None = None,
 ) -> Select[*tuple[Any, ...]]:  # fmt: skip
-    """The page ``query.find`` reads, for every parent id bound as ``ids`` at once: the same
-    statement, its LIMIT turned into a rank within each parent; rows by parent, in page order."""
-    parent = kind.__table__.c[column]
+    """The page ``query.find`` reads, for every parent ``condition`` lets through (its rows' ``parent``
+    column) at once: the same statement, its LIMIT turned into a rank within each parent; the
+    ``selected`` columns, rows by parent, in page order (the Strawberry path's loaders and the
+    compiled path, graph/fastpath_pages.py, both read nested pages with it)."""
     walk = [(k, not d) for k, d in keys] if from_end else keys
     rank = func.row_number().over(partition_by=parent, order_by=[k.desc() if d else k.asc() for k, d in walk])
-    page = query.page_statement(
-        and_(condition, in_ids(parent, dialect)), keys, list(kind.__table__.columns),
-        size=size, from_end=from_end, after=after, before=before,
-    )  # fmt: skip
+    page = query.page_statement(condition, keys, selected, size=size, from_end=from_end, after=after, before=before)
     ranked = page.order_by(None).limit(None).add_columns(rank.label("_rank")).subquery()
     return (
         select(*(c for c in ranked.c if c.key != "_rank"))
         .where(ranked.c._rank <= size + 1)
-        .order_by(ranked.c[column], ranked.c._rank)
+        .order_by(ranked.c[parent.key], ranked.c._rank)
     )  # fmt: skip

@@ -1,0 +1,104 @@
+"""The pages of graph.fastpath's connections: a root list's page, and a nested connection's pages
+for all its parents at once — one statement whatever the number of parents, as the Strawberry
+path's ``Loaders.pages`` reads them (resolvers/loaders.py): the rows ``resolvers.query.find``
+would return for each parent, ranked within each parent in the list's order (ROW_NUMBER), the
+first ``size + 1`` of each kept; one parent alone reads the plain page. ``totalCount`` is one
+``GROUP BY`` for all parents. Statements are compiled once per connection, page shape and
+dialect, with the tenant, the parents and the cursors' values as bind parameters."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import and_, bindparam, func, select
+
+from graph.fastpath_plan import Connection, Paging, Row
+from models.db.plain import Compiled, PlainReads, Read, ids_value, in_ids
+from resolvers import query
+from resolvers.loaders import ranked_pages
+
+
+def statements(connection: Connection, plain: PlainReads, shape: tuple[Any, ...]) -> dict[str, Compiled]:
+    """The connection's statements for one page shape (see ``Paging.shape``), compiled once."""
+    found = connection.statements.get(shape)
+    if found is None:
+        found = connection.statements[shape] = _compile(connection, plain, shape)
+    return found
+
+
+def _compile(connection: Connection, plain: PlainReads, shape: tuple[Any, ...]) -> dict[str, Compiled]:
+    dialect, size, from_end, has_after, has_before, include_deleted, public = shape
+    kind, keys = connection.kind, connection.keys
+    where = None if public is None else {"public": {"eq": public}}
+    condition = query.list_condition(
+        kind, tenant=bindparam("tenant"), dialect=dialect, where=where, include_deleted=include_deleted
+    )
+    cursor = {
+        name: [bindparam(f"{name}{i}", type_=key.type) for i, (key, _) in enumerate(keys)]
+        for name, present in (("after", has_after), ("before", has_before)) if present
+    }  # fmt: skip
+    table = kind.__table__.columns
+    selected = [table[c] for c in connection.columns]
+    if connection.parent is None:
+        page = query.page_statement(condition, keys, selected, size=size, from_end=from_end, **cursor)
+        return {"page": plain.compile(page), "count": plain.compile(query.count_statement(kind, condition))}
+    parent = table[connection.parent]
+    one = query.page_statement(
+        and_(condition, parent == bindparam("parent")), keys, selected, size=size, from_end=from_end, **cursor
+    )
+    ranked = ranked_pages(
+        and_(condition, in_ids(parent, dialect)), keys, selected, parent, size=size, from_end=from_end, **cursor
+    )
+    count = select(parent, func.count()).where(condition, in_ids(parent, dialect)).group_by(parent)
+    return {"one": plain.compile(one), "ranked": plain.compile(ranked), "count": plain.compile(count)}
+
+
+def root_page(connection: Connection, paging: Paging, tenant: str) -> Read[tuple[list[Row], bool]]:
+    """The rows of a root list's page, in page order, and whether there are more."""
+    found = yield paging.statements["page"], {"tenant": tenant, **paging.values}
+    return _trim(found, paging)
+
+
+def root_count(paging: Paging, tenant: str) -> Read[int]:
+    (counted,) = yield paging.statements["count"], {"tenant": tenant}
+    return int(next(iter(counted.values())))
+
+
+def nested_pages(
+    connection: Connection, paging: Paging, parents: list[str], plain: PlainReads, tenant: str
+) -> Read[dict[str, tuple[list[Row], bool]]]:
+    """Each parent's page (its rows in page order, and whether there are more), by parent id."""
+    assert connection.parent is not None
+    if len(parents) == 1:
+        found = yield paging.statements["one"], {"tenant": tenant, "parent": parents[0], **paging.values}
+        return {parents[0]: _trim(found, paging)}
+    values = {"tenant": tenant, "ids": ids_value(parents, plain.dialect.name), **paging.values}
+    grouped: dict[str, list[Row]] = defaultdict(list)
+    for row in (yield paging.statements["ranked"], values):
+        grouped[row[connection.parent]].append(row)
+    return {parent: _trim(grouped.get(parent, []), paging) for parent in parents}
+
+
+def nested_counts(
+    connection: Connection, paging: Paging, parents: list[str], plain: PlainReads, tenant: str
+) -> Read[dict[str, int]]:
+    """How many rows each parent's list holds, across all pages."""
+    values = {"tenant": tenant, "ids": ids_value(parents, plain.dialect.name)}
+    counted = yield paging.statements["count"], values
+    assert connection.parent is not None
+    found = {row[connection.parent]: int(list(row.values())[1]) for row in counted}
+    return {parent: found.get(parent, 0) for parent in parents}
+
+
+def _trim(rows: list[Row], paging: Paging) -> tuple[list[Row], bool]:
+    more = len(rows) > paging.size
+    rows = rows[: paging.size]
+    if paging.from_end:
+        rows.reverse()
+    return rows, more
+
+
+def cursor(row: Row, width: int) -> str:
+    """A row's cursor: its sort keys (``_k0…``)."""
+    return query.encode_cursor([row[f"_k{i}"] for i in range(width)])
