@@ -79,12 +79,26 @@ class Connection:
         return any(part == "totalCount" for _, part, _ in self.parts)
 
     @property
+    def nodes(self) -> list[Node]:
+        """What its rows are built into (``nodes``, and ``edges``' ``node``)."""
+        nodes = [d for _, part, d in self.parts if part == "nodes"]
+        return nodes + [n for _, part, d in self.parts if part == "edges" for _, what, n in d if what == "node"]
+
+    @property
     def columns(self) -> list[str]:
         """The columns its nodes need (and the parent's column, to group the rows by)."""
-        nodes = [d for _, part, d in self.parts if part == "nodes"]
-        nodes += [n for _, part, d in self.parts if part == "edges" for _, what, n in d if what == "node"]
-        wanted = [c for node in nodes for c in node.columns] or ["id"]
+        wanted = [c for node in self.nodes for c in node.columns] or ["id"]
         return list(dict.fromkeys([*wanted, *([self.parent] if self.parent else [])]))
+
+
+def joins(nodes: list[Node]) -> dict[str, tuple[Any, tuple[str, ...]]]:
+    """The to-one relations of ``nodes`` to read with their rows: foreign key column → (the
+    target's kind, the target columns any of them asks for)."""
+    found: dict[str, tuple[Any, dict[str, None]]] = {}
+    for node in nodes:
+        for _, column, child in node.relations:
+            found.setdefault(column, (child.kind, {}))[1].update(dict.fromkeys(child.columns))
+    return {column: (kind, tuple(columns)) for column, (kind, columns) in found.items()}
 
 
 @dataclass

@@ -12,7 +12,7 @@ from sqlalchemy import and_, bindparam, select
 from sqlalchemy.sql import Select
 
 from graph import fastpath_pages as pages
-from graph.fastpath_plan import Arguments, Connection, Decline, Node, Paging, Plan, Row
+from graph.fastpath_plan import Arguments, Connection, Decline, Node, Paging, Plan, Row, joins
 from graph.schema import schema as full_schema
 from graph.validation import limit_errors
 from models.db.engine import Database
@@ -107,7 +107,7 @@ def _root_one(plan: Plan, id_: str, pagings: list[Paging], plain: PlainReads, te
     if type_of(id_) != plan.kind.type_name:
         return {plan.key: None}
     columns = tuple(dict.fromkeys([*plan.node.columns, "deleted_at"]))
-    statement = _by_id_statement(plain, plan.kind, columns, one=True)
+    statement = _by_id_statement(plain, plan.kind, columns, one=True, joined=joins([plan.node]))
     found = yield statement, {"tenant": tenant, "id": id_}
     if not found or found[0]["deleted_at"] is not None:
         return {plan.key: None}
@@ -220,9 +220,13 @@ def _relations(
     node: Node, rows: Sequence[Row | None], objects: list[Row | None], pagings: list[Paging], plain: PlainReads,
     tenant: str,
 ) -> Read[None]:  # fmt: skip
-    """The to-one relations, batched per kind (soft-deleted targets too, as ``Loaders.by_id``)."""
+    """The to-one relations: read with the rows (``fastpath_pages.with_relations``), else batched
+    per kind (soft-deleted targets too, as ``Loaders.by_id``)."""
+    joined = {column: pages.relation_rows(rows, column, child.columns) for _, column, child in node.relations}
     by_kind: dict[Any, tuple[set[str], dict[str, None]]] = {}
     for _, column, child in node.relations:
+        if joined[column] is not None:
+            continue
         ids, columns = by_kind.setdefault(child.kind, (set(), {}))
         ids.update(ref for row in rows if row is not None and (ref := row[column]) is not None)
         columns.update(dict.fromkeys(child.columns))
@@ -235,7 +239,11 @@ def _relations(
         found = yield statement, {"tenant": tenant, "ids": ids_value(ids, plain.dialect.name)}
         fetched[kind] = {row["id"]: row for row in found}
     for key, column, child in node.relations:
-        targets = [None if row is None or row[column] is None else fetched[child.kind].get(row[column]) for row in rows]
+        targets = joined[column]
+        if targets is None:
+            targets = [
+                None if row is None or row[column] is None else fetched[child.kind].get(row[column]) for row in rows
+            ]  # fmt: skip
         if not node.kind.__table__.columns[column].nullable and any(
             row is not None and target is None for row, target in zip(rows, targets)
         ):
@@ -283,10 +291,15 @@ def _children(
     return found
 
 
-def _by_id_statement(plain: PlainReads, kind: Any, columns: tuple[str, ...], *, one: bool = False) -> Compiled:
+def _by_id_statement(
+    plain: PlainReads, kind: Any, columns: tuple[str, ...], *, one: bool = False,
+    joined: dict[str, tuple[Any, tuple[str, ...]]] | None = None,
+) -> Compiled:  # fmt: skip
     def build() -> Select[*tuple[Any, ...]]:
         table = kind.__table__.columns
         match = table["id"] == bindparam("id") if one else in_ids(table["id"], plain.dialect.name)
-        return select(*(table[c] for c in columns)).where(and_(table["tenant"] == bindparam("tenant"), match))
+        statement = select(*(table[c] for c in columns)).where(and_(table["tenant"] == bindparam("tenant"), match))
+        return pages.with_relations(statement, kind, joined or {})
 
-    return plain.compiled(("fastpath by id", kind, columns, one), build)
+    key = ("fastpath by id", kind, columns, one, tuple(sorted((joined or {}).items())))
+    return plain.compiled(key, build)

@@ -48,7 +48,8 @@ class Settings(BaseSettings):
     live_poll_seconds: float = Field(10.0, gt=0)
     #: how long a live feed retries an unreadable log before it ends its streams (clients resume with after:)
     live_give_up_seconds: float = Field(300.0, gt=0)
-    #: answer plain list pages through the compiled path (graph/fastpath.py)
+    #: answer the documents the compiled path can (list pages, one entity by id, nested pages and
+    #: lists; graph/fastpath.py) without Strawberry
     fast_path: bool = True
     #: run only documents registered with ``support-graph register-documents`` (graph/server/persisted.py)
     persisted_only: bool = False

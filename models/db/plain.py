@@ -16,10 +16,11 @@ Contract.
   load relationships, or apply SQLAlchemy's statement cache (``compiled`` caches by a key its
   caller chooses; statements whose literals vary per request must not be cached this way).
 * When: the per-request loaders (resolvers/loaders.py, ``by_id`` and ``many_by``), the compiled
-  fast path for list pages (graph/fastpath.py), and SQLite's checkpoints (``checkpoint``).
-* Off: no setting turns plain reads off as a whole — the loaders always use them; the fast
-  path's share goes with the ``fast_path`` setting (``FAST_PATH=false``), after which list
-  pages take the Strawberry path and ``resolvers.query`` on a session.
+  path (graph/fastpath*.py: list pages, one entity by id, nested pages and lists), and SQLite's
+  checkpoints (``checkpoint``).
+* Off: no setting turns plain reads off as a whole — the loaders always use them; the compiled
+  path's share goes with the ``fast_path`` setting (``FAST_PATH=false``), after which those
+  documents take the Strawberry path and ``resolvers.query`` on a session.
 
 Why: the ORM and Core execution layers cost more than the SQL itself on a hot read (statement
 caching keys, greenlet switches, result objects, and for aiosqlite a thread hop per cursor
