@@ -10,7 +10,9 @@ shape support-graph gives for the same document (tenant ``default``, actor ``ano
   organization's live subscriptions, issues, activities and the first 20 events (five statements);
 * ``organizations(`` (s3): organizations, their first 5 tickets, those tickets' first 5 comments
   (three statements, one per level, ``row_number()`` per parent);
-* ``createTicket`` (s4): one transaction — check the references, INSERT the ticket and the support
+* ``createTicket`` (s4): one transaction — check the references and read the organization's tier,
+  its live subscriptions (support-graph's routing raises an enterprise customer's ticket to HIGH)
+  and the tenant's SLA policies (its SLA clocks choose one), INSERT the ticket and the support
   Activity the ``createTicket`` hook adds, bump ``tenant_sequence`` by two, INSERT both events;
 * ``updateTicket`` (s5): one transaction — UPDATE the ticket's subject and version, bump
   ``tenant_sequence``, INSERT the event.
@@ -95,7 +97,15 @@ SELECT ticket_id, id, body, public FROM (
 
 REFERENCES = """
 SELECT (SELECT count(*) FROM contact WHERE id = $1 AND tenant = $3 AND deleted_at IS NULL),
-       (SELECT count(*) FROM organization WHERE id = $2 AND tenant = $3 AND deleted_at IS NULL)
+       (SELECT count(*) FROM organization WHERE id = $2 AND tenant = $3 AND deleted_at IS NULL),
+       (SELECT tier FROM organization WHERE id = $2 AND tenant = $3 AND deleted_at IS NULL)
+"""
+ORG_PLANS = """
+SELECT plan, status, started_at FROM subscription
+WHERE organization_id = $1 AND tenant = $2 AND deleted_at IS NULL ORDER BY created_at, id
+"""
+SLA_POLICIES = """
+SELECT * FROM sla_policy WHERE tenant = $1 AND deleted_at IS NULL ORDER BY created_at, id
 """
 NEXT_SEQ = """
 INSERT INTO tenant_sequence (tenant, last_seq) VALUES ($1, $2)
@@ -237,6 +247,17 @@ class Store:
             found = await conn.fetchrow(REFERENCES, requester, organization, TENANT)
             if (requester and not found[0]) or (organization and not found[1]):
                 return "requester or organization not found"
+            plans = await conn.fetch(ORG_PLANS, organization, TENANT) if organization else []
+            await conn.fetch(SLA_POLICIES, TENANT)  # support-graph's clocks choose among them
+            current = min(
+                (p for p in plans if p["status"] in CURRENT_ORDER),
+                key=lambda p: (CURRENT_ORDER[p["status"]], -p["started_at"].timestamp()), default=None,
+            )  # fmt: skip
+            enterprise = found[2] == "ENTERPRISE" or (
+                current is not None and "enterprise" in (current["plan"] or "").lower()
+            )
+            if enterprise and priority not in ("HIGH", "URGENT"):
+                priority = ticket["priority"] = activity["priority"] = "HIGH"
             await conn.execute(INSERT_TICKET, ticket_id, TENANT, now, ACTOR, subject, priority, requester, organization)
             await conn.execute(
                 INSERT_ACTIVITY, activity_id, TENANT, now, ACTOR, activity["subject"], requester, organization,

@@ -46,11 +46,13 @@ async def route_by_customer(change: Change) -> None:
     organization = await uow.find(Organization, org_id)
     if organization is None:
         return  # the reference check reports it
-    subscription = pick_current_subscription(await uow.find_all(Subscription, organization_id=org_id))
-    enterprise_plan = subscription is not None and "enterprise" in (subscription.plan or "").lower()
-    below_high = PRIORITY_RANK.get(values.get("priority") or "", 0) < PRIORITY_RANK["HIGH"]
-    if (organization.tier == "ENTERPRISE" or enterprise_plan) and below_high:
-        values["priority"] = "HIGH"
+    if PRIORITY_RANK.get(values.get("priority") or "", 0) >= PRIORITY_RANK["HIGH"]:
+        return  # HIGH or URGENT already: the subscription would change nothing
+    if organization.tier != "ENTERPRISE":
+        subscription = pick_current_subscription(await uow.find_all(Subscription, organization_id=org_id))
+        if subscription is None or "enterprise" not in (subscription.plan or "").lower():
+            return
+    values["priority"] = "HIGH"
 
 
 async def stamp_first_response(change: Change) -> None:

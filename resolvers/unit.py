@@ -6,31 +6,40 @@ before-hooks → apply → version + 1 → append the event → after-hooks → 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
-from functools import cache, partial
 from types import TracebackType
 from typing import Any
 
-from pydantic_core import PydanticUndefined
-from sqlalchemy import UniqueConstraint, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import UniqueConstraint, select
 from sqlalchemy.exc import IntegrityError
 
 from models.base import Entity, TableClass
 from models.db.engine import Database
 from models.db.plain import as_entity
-from models.event import Event, TenantSequence
+from models.event import Event
 from models.history import api_name, jsonable, snapshot
 from models.ids import new_id, type_of
 from models.lifecycle import LIFECYCLES, event_type
 from models.types import utcnow
 from resolvers.errors import BadInput, InvalidTransition, NotFound, VersionConflict
 from resolvers.hooks import Change, Hooks
+from resolvers.unit_sql import (
+    MAX_PARAMETERS,
+    closing,
+    closing_parameters,
+    closing_values,
+    columns,
+    defaults,
+    find_all_statement,
+    reserve_statement,
+    statements,
+)
 from resolvers.validate import clean, references
 from resolvers.work import E
+
+#: what a unit's write of a row conflicting with existing data becomes
+CONFLICT = "The change conflicts with existing data (a unique field is taken)"
 
 Publish = Callable[[str, int], Awaitable[None]]
 
@@ -59,10 +68,17 @@ class UnitOfWork:
         self._live: set[str] = set()
         #: broker channels to wake once this unit commits (a breach timer), with the least value
         self._wakes: dict[str, int] = {}
+        #: rows written but not sent yet (see ``_hold``): ("insert" | "update", table, rows)
+        self._held_back: list[tuple[str, type[TableClass], list[dict[str, Any]]]] = []
+        #: id → its row in ``_held_back``
+        self._held_rows: dict[str, dict[str, Any]] = {}
 
     async def __aenter__(self) -> UnitOfWork:
         self._writing = self.db.writing()
         self.session = await self._writing.__aenter__()
+        # the session's connection, in its transaction: statements run on it skip the ORM
+        # session's bookkeeping (a unit never puts an entity in the session)
+        self._connection = await self.session.connection()
         return self
 
     async def __aexit__(
@@ -73,7 +89,7 @@ class UnitOfWork:
                 await self._commit()
         except IntegrityError as error:
             await self.session.rollback()
-            raise BadInput("The change conflicts with existing data (a unique field is taken)") from error
+            raise BadInput(CONFLICT) from error
         except BaseException:
             await self.session.rollback()
             raise
@@ -81,7 +97,7 @@ class UnitOfWork:
             if exc_type is not None:
                 await self.session.rollback()
                 if isinstance(exc, IntegrityError):  # a unique value taken by a concurrent writer
-                    raise BadInput("The change conflicts with existing data (a unique field is taken)") from exc
+                    raise BadInput(CONFLICT) from exc
         finally:
             await self._writing.__aexit__(exc_type, exc, tb)
         if exc_type is None and self.events and self.publish is not None:
@@ -102,16 +118,30 @@ class UnitOfWork:
 
         The events get their sequence numbers last, from the tenant's counter row: its lock is
         the last one the transaction takes and is held only until commit, so numbers follow
-        commit order and no two writers can deadlock over it.
+        commit order and no two writers can deadlock over it. On PostgreSQL the rows held back,
+        the counter and the events go in one statement (``resolvers.unit_sql.closing``), which
+        still takes the counter's lock last.
         """
-        if self.events:
-            last = await self._reserve_seq(len(self.events))
-            for offset, event in enumerate(self.events):
-                event.seq = last - len(self.events) + 1 + offset
+        count = len(self.events)
+        if count and self.db.dialect == "postgresql" and closing_parameters(self._held_back, count) <= MAX_PARAMETERS:
+            rows = [{name: getattr(event, name) for name in columns(Event)} for event in self.events]
+            shape, values = closing_values(self._held_back, rows, self.tenant)
+            self._held_back, self._held_rows = [], {}
+            self._number(max((await self._connection.execute(closing(shape, count), values)).scalars()))
+        elif count:
+            self._number(await self._reserve_seq(count))  # sends the rows held back first
             # events are written once and never changed: a plain INSERT, not ORM bookkeeping
-            rows = [{name: getattr(event, name) for name in _columns(Event)} for event in self.events]
-            await self.session.execute(_statements(Event).insert, rows)
+            rows = [{name: getattr(event, name) for name in columns(Event)} for event in self.events]
+            await self._connection.execute(statements(Event).insert, rows)
+        else:
+            await self._flush()
         await self.session.commit()
+
+    def _number(self, last: int) -> None:
+        """Number this unit's events up to ``last``, in the order they happened."""
+        first = last - len(self.events) + 1
+        for offset, event in enumerate(self.events):
+            event.seq = first + offset
 
     # --- reading inside the transaction -------------------------------------------------------
 
@@ -125,9 +155,9 @@ class UnitOfWork:
             return read
         if type_of(id_) != kind.type_name:
             raise NotFound(f"No {kind.type_name} with id {id_!r}", id=id_)
-        statements = _statements(kind)
-        query = statements.lock if lock else statements.read
-        row = (await self.session.execute(query, {"id": id_, "tenant": self.tenant})).first()
+        table = statements(kind)
+        query = table.lock if lock else table.read
+        row = (await self._execute(query, {"id": id_, "tenant": self.tenant})).first()
         if row is None:
             raise NotFound(f"No {kind.type_name} with id {id_!r}", id=id_)
         entity = as_entity(kind, row._asdict())
@@ -149,20 +179,25 @@ class UnitOfWork:
     async def claim(self, kind: type[E], statement: Any) -> list[Any]:
         """Run a conditional ``UPDATE … RETURNING`` on ``kind``'s table in this transaction: the
         rows this unit won (a concurrent unit that ran it first got the others)."""
-        return list((await self.session.execute(statement)).all())
+        return list((await self._execute(statement)).all())
 
     async def find_all(self, kind: type[E], **equal: Any) -> list[E]:
         """The live entities of this tenant whose columns equal ``equal``, oldest first."""
-        query = _find_all_statement(kind, tuple(equal))
+        query = find_all_statement(kind, tuple(equal))
         parameters = {"tenant": self.tenant} | {f"eq_{k}": v for k, v in equal.items()}
-        return [as_entity(kind, row._asdict()) for row in await self.session.execute(query, parameters)]
+        found = [as_entity(kind, row._asdict()) for row in await self._execute(query, parameters)]
+        for entity in found:  # live in this tenant: a reference to one needs no second look
+            self._live.add(entity.id)
+            if entity.id not in self._held:
+                self._read.setdefault(entity.id, entity)
+        return found
 
     async def _check_references(self, kind: type[Entity], values: dict[str, Any]) -> None:
         for column, target in references(kind).items():
             ref = values.get(column)
             if ref is None or (ref in self._live and type_of(ref) == target.type_name):
                 continue
-            found = await self.session.scalar(_statements(target).exists, {"id": ref, "tenant": self.tenant})
+            found = (await self._execute(statements(target).exists, {"id": ref, "tenant": self.tenant})).scalar()
             if found is None:
                 field = api_name(kind, column)
                 raise NotFound(f"No {target.type_name} with id {ref!r} for {field}", field=field, id=ref)
@@ -177,9 +212,11 @@ class UnitOfWork:
             value = values.get(column.name)
             if value is None:
                 continue
-            taken = await self.session.scalar(
-                select(table.c.id).where(table.c.tenant == self.tenant, column == value, table.c.id != own_id)
-            )
+            taken = (
+                await self._execute(
+                    select(table.c.id).where(table.c.tenant == self.tenant, column == value, table.c.id != own_id)
+                )
+            ).scalar()
             if taken is not None:
                 field = api_name(kind, column.name)
                 raise BadInput(f"Another {kind.type_name.lower()} already has {field} {value!r}", field=field)
@@ -190,7 +227,7 @@ class UnitOfWork:
         """Create an entity (verb ``create``) with its ``Created`` event."""
         values = clean(kind, values, creating=True)
         now = utcnow()
-        entity = as_entity(kind, _defaults(kind) | {
+        entity = as_entity(kind, defaults(kind) | {
             "id": new_id(kind.prefix), "tenant": self.tenant, "created_by": self.actor, "version": 1,
             "created_at": now, "updated_at": now, "deleted_at": None,
         })  # fmt: skip
@@ -200,7 +237,7 @@ class UnitOfWork:
         await self._check_references(kind, values)
         await self._check_unique(kind, values, entity.id)
         entity.__dict__.update(values)
-        await self._write(_statements(kind).insert, {name: getattr(entity, name) for name in _columns(kind)})
+        self._hold("insert", kind, {name: getattr(entity, name) for name in columns(kind)})
         self._held[entity.id] = entity
         self._live.add(entity.id)
         data = snapshot(entity) | {k: jsonable(v) for k, v in change.args.items() if v is not None}
@@ -213,11 +250,11 @@ class UnitOfWork:
         comment, in ``Ticket.Commented``): checked as a create is, without an event or hooks."""
         values = clean(kind, values, creating=True)
         await self._check_references(kind, values)
-        entity = as_entity(kind, _defaults(kind) | values | {
+        entity = as_entity(kind, defaults(kind) | values | {
             "id": id_, "tenant": self.tenant, "created_by": self.actor, "version": 1,
             "created_at": at, "updated_at": at, "deleted_at": None,
         })  # fmt: skip
-        await self._write(_statements(kind).insert, {name: getattr(entity, name) for name in _columns(kind)})
+        self._hold("insert", kind, {name: getattr(entity, name) for name in columns(kind)})
         self._live.add(entity.id)
         return entity
 
@@ -271,20 +308,46 @@ class UnitOfWork:
             self._live.discard(entity.id)
         entity.version += 1
         entity.updated_at = now
-        await self._write(
-            _statements(kind).update, changed | {"version": entity.version, "updated_at": now, "row_id": entity.id}
-        )
+        self._hold("update", kind, changed | {"version": entity.version, "updated_at": now, "row_id": entity.id})
         data |= {k: jsonable(v) for k, v in change.args.items() if v is not None}
         change.event = await self._append(entity, change.event_type, data)
         await self._after(change)
         return entity
 
-    async def _write(self, statement: Any, parameters: dict[str, Any]) -> None:
-        """Write a verb's change now: constraint violations surface at the verb that caused them,
-        and later reads in this unit (hooks) see it. Entities are never in the ORM session: a
-        unit knows exactly what each verb changed, and a plain statement costs a fraction of a
-        flush."""
-        await self.session.execute(statement, parameters)
+    def _hold(self, op: str, kind: type[TableClass], row: dict[str, Any]) -> None:
+        """Write a verb's row (``insert``, or ``update`` of the columns given ``WHERE id =
+        :row_id``) with the unit's next statement: before any other statement runs, so the unit's
+        later reads (hooks) see it (``_flush``), or in the closing one. Entities are never in
+        the ORM session: a unit knows exactly what each verb changed, and a plain statement
+        costs a fraction of a flush. A row written again before it is sent is sent once, with
+        its last values; a constraint it breaks aborts the unit as ``BadInput``."""
+        id_ = row["id"] if op == "insert" else row["row_id"]
+        pending = self._held_rows.get(id_)
+        if pending is not None:
+            pending.update({k: v for k, v in row.items() if k != "row_id"} if "id" in pending else row)
+            return
+        last = self._held_back[-1] if self._held_back else None
+        if op == "insert" and last is not None and last[0] == "insert" and last[1] is kind:
+            last[2].append(row)  # one INSERT of several rows
+        else:
+            self._held_back.append((op, kind, [row]))
+        self._held_rows[id_] = row
+
+    async def _flush(self) -> None:
+        """Send the rows held back (``_hold``)."""
+        held, self._held_back, self._held_rows = self._held_back, [], {}
+        try:
+            for op, kind, rows in held:
+                statement = statements(kind).insert if op == "insert" else statements(kind).update
+                await self._connection.execute(statement, rows if len(rows) > 1 else rows[0])
+        except IntegrityError as error:
+            raise BadInput(CONFLICT) from error
+
+    async def _execute(self, statement: Any, parameters: dict[str, Any] | None = None) -> Any:
+        """Run a statement in this unit's transaction, once the rows held back are sent."""
+        if self._held_back:
+            await self._flush()
+        return await self._connection.execute(statement, parameters)
 
     # --- the event log --------------------------------------------------------------------------
 
@@ -301,8 +364,8 @@ class UnitOfWork:
 
     async def _reserve_seq(self, count: int) -> int:
         """Advance the tenant's counter by ``count``; the new last sequence number."""
-        statement = _reserve_statement(self.db.dialect)
-        last: int = (await self.session.execute(statement, {"tenant": self.tenant, "count": count})).scalar_one()
+        statement = reserve_statement(self.db.dialect)
+        last: int = (await self._execute(statement, {"tenant": self.tenant, "count": count})).scalar_one()
         return last
 
     async def _after(self, change: Change) -> None:
@@ -312,74 +375,3 @@ class UnitOfWork:
             await self.hooks.run_after(change)
         finally:
             self._causes.pop()
-
-
-@dataclass(frozen=True)
-class _Statements:
-    """The statements a unit runs on one table, built once: only their parameters change."""
-
-    read: Any  # the live entity by id and tenant
-    lock: Any  # the same, row-locked
-    exists: Any  # its id, if live
-    insert: Any
-    update: Any  # SET the columns given as parameters WHERE id = :row_id
-
-
-@cache
-def _statements(kind: type[TableClass]) -> _Statements:
-    table = kind.__table__
-    if "deleted_at" not in table.columns:  # the event log: written, never read back here
-        return _Statements(None, None, None, insert(table), None)
-    live = (table.c.id == bindparam("id"), table.c.tenant == bindparam("tenant"), table.c.deleted_at.is_(None))
-    read = select(*table.columns).where(*live)
-    return _Statements(
-        read, read.with_for_update(), select(table.c.id).where(*live), insert(table),
-        update(table).where(table.c.id == bindparam("row_id")),
-    )  # fmt: skip
-
-
-@cache
-def _find_all_statement(kind: type[Entity], columns: tuple[str, ...]) -> Any:
-    table = kind.__table__
-    equal = (table.c[name] == bindparam(f"eq_{name}") for name in columns)
-    return (
-        select(*table.columns)
-        .where(table.c.tenant == bindparam("tenant"), table.c.deleted_at.is_(None), *equal)
-        .order_by(table.c.created_at, table.c.id)
-    )
-
-
-def _defaults(kind: type[Entity]) -> dict[str, Any]:
-    """The declared defaults of a new entity's fields (factories called afresh)."""
-    fixed, factories = _declared_defaults(kind)
-    return fixed | {name: factory() for name, factory in factories}
-
-
-@cache
-def _declared_defaults(kind: type[Entity]) -> tuple[dict[str, Any], tuple[tuple[str, Any], ...]]:
-    fixed: dict[str, Any] = {}
-    factories: list[tuple[str, Any]] = []
-    for name, f in kind.model_fields.items():
-        if f.default_factory is not None:
-            factories.append((name, f.default_factory))
-        elif isinstance(f.default, (list, dict, set)):  # each entity gets its own copy, as pydantic does
-            factories.append((name, partial(copy.deepcopy, f.default)))
-        elif f.default is not PydanticUndefined:
-            fixed[name] = f.default
-    return fixed, tuple(factories)
-
-
-@cache
-def _columns(kind: type[TableClass]) -> tuple[str, ...]:
-    return tuple(kind.__table__.columns.keys())
-
-
-@cache
-def _reserve_statement(dialect: str) -> Any:
-    table = TenantSequence.__table__
-    return (
-        (postgresql if dialect == "postgresql" else sqlite).insert(table)
-        .values(tenant=bindparam("tenant"), last_seq=bindparam("count"))
-        .on_conflict_do_update(index_elements=["tenant"], set_={"last_seq": table.c.last_seq + bindparam("count")})
-        .returning(table.c.last_seq)
-    )  # fmt: skip
