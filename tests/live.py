@@ -56,6 +56,9 @@ class LiveServer:
             log_level="warning",
             ws_ping_interval=None,
             lifespan="on",
+            # as `support-graph serve` runs it: shared results go straight to the socket (graph/server/ws_direct.py)
+            ws="websockets-sansio",
+            ws_per_message_deflate=False,
         )
         self.server = uvicorn.Server(config)
         self.loop: asyncio.AbstractEventLoop | None = None

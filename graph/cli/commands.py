@@ -189,7 +189,9 @@ def _serve(args: argparse.Namespace) -> int:
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
         # events are ~100-byte JSON messages: compressing each costs more CPU and memory per
-        # subscriber than it saves (bench/RESULTS.md, "Live fan-out")
+        # subscriber than it saves (bench/RESULTS.md, "Live fan-out"); uncompressed frames on this
+        # protocol are what graph/server/ws_direct.py writes straight to the socket
+        ws="websockets-sansio",
         ws_per_message_deflate=False,
     )
     return 0

@@ -9,9 +9,15 @@ alone, then the shared messages past that snapshot. Subscriptions that resume fr
 (``after``) replay a history of their own, so they run alone (each with a context of its own).
 A subscriber that falls far behind is ended with an error telling it to resume from its last
 event, instead of holding memory for it. When the last subscriber leaves, the execution ends
-between two results, never in the middle of resolving one. Operations are told apart once per
-document (a bounded ``DocumentCache``), and queries and mutations run over graphql-ws as over
-graphql-transport-ws.
+between two results, never in the middle of resolving one. Queries and mutations run over
+graphql-ws as over graphql-transport-ws.
+
+Delivery: a subscriber whose task is parked (everything before was sent) and whose socket can
+take more gets each plain result written by the broadcast itself, framed once
+(graph/server/ws_direct.py): no task woken, no per-subscriber send chain. Otherwise the result
+goes to its backlog and its task sends it, in order; a backlog that piled up (a burst, a paused
+transport) goes out in one write when it can. A subscriber's first result, errors and the end
+always take the ordinary path.
 """
 
 from __future__ import annotations
@@ -23,93 +29,50 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 import orjson
-from graphql import GraphQLError, OperationDefinitionNode, OperationType
-from graphql.pyutils import RefMap
+from graphql import GraphQLError
 from starlette.websockets import WebSocketDisconnected as SocketClosed
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
-from graph.documents import DocumentCache
+from graph.server import ws_direct
 from graph.server.metrics import open_subscription
+from graph.server.operation_kinds import ALONE, kind, scope_events, shareable
+from graph.server.ws_direct import SINK, Sink
 from graph.validation import Limits, TooComplex, parsed, prescan, too_complex, variables_too_deep
 from resolvers.live import CONSUMER, Consumer
 from resolvers.queue import QUEUE_POSITION, Position
 
 #: Results a subscriber may have waiting before it is ended as too slow.
 BACKLOG_LIMIT = 5_000
+#: Backlogged results a subscriber's task writes at once, at most.
+COALESCE = 256
 _END = object()
-
-#: What an operation is: a subscription that may share an execution, one that runs alone (it
-#: resumes from a cursor), or not a subscription (a query or mutation over WebSocket).
-SHARED, ALONE, OTHER = "shared", "alone", "other"
-_KINDS: DocumentCache[str] = DocumentCache(max_entries=512)
-
-
-def _kind(query: str, operation_name: str | None) -> str:
-    return _KINDS.get(query, lambda: _classify(query, operation_name), operation_name)
-
-
-def _classify(query: str, operation_name: str | None) -> str:
-    document = parsed(query)
-    if isinstance(document, GraphQLError):
-        return OTHER
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if operation_name is not None:
-        operations = [o for o in operations if o.name and o.name.value == operation_name]
-    if len(operations) != 1 or operations[0].operation != OperationType.SUBSCRIPTION:
-        return OTHER
-    resumes = any(
-        argument.name.value == "after"
-        for selection in operations[0].selection_set.selections
-        for argument in getattr(selection, "arguments", ()) or ()
-    )
-    return ALONE if resumes else SHARED
-
-
-def _shareable(query: str, operation_name: str | None) -> bool:
-    """A subscription without an ``after`` cursor on any root field."""
-    return _kind(query, operation_name) == SHARED
-
-
-class _EventScoped:
-    """Mixed into the schema's executor class: each event of a subscription gets its own memo of
-    collected subfields. graphql-core's per-event executors are shallow copies sharing the
-    subscription's memo, keyed by the identity of field lists made anew for every event and
-    keeping them alive — about 1.5 KB per delivered event, held as long as the subscription
-    runs and then, the executor being in a reference cycle, until a full garbage collection."""
-
-    _scoped_per_event = True
-
-    def build_per_event_executor(self, payload: Any) -> Any:
-        executor = super().build_per_event_executor(payload)  # type: ignore[misc]
-        if hasattr(executor, "_relevant_sub_fields"):
-            executor._relevant_sub_fields = {}
-        if hasattr(executor, "_stream_usages"):
-            executor._stream_usages = RefMap()
-        return executor
-
-
-def _scope_events(schema: Any) -> None:
-    """Give ``schema`` (a Strawberry schema) an executor class that scopes memos to one event."""
-    current = getattr(schema, "execution_context_class", None)
-    if current is not None and not getattr(current, "_scoped_per_event", False):
-        schema.execution_context_class = type(f"EventScoped{current.__name__}", (_EventScoped, current), {})
-
 
 #: a late subscriber's own start: its first result and where the stream stood then
 Start = Callable[[], Awaitable[tuple[Any, int]]]
 
 
 class _Subscriber:
-    def __init__(self) -> None:
-        #: results, each with where the stream stood when it was made
-        self.backlog: deque[tuple[int, Any]] = deque()
-        self.ready = asyncio.Event()
+    __slots__ = ("backlog", "idle", "ready", "since", "sink")
 
-    def push(self, item: Any, position: int = 0) -> None:
-        self.backlog.append((position, item))
+    def __init__(self, sink: Sink | None) -> None:
+        #: results, each with where the stream stood when it was made and its message body
+        #: for a direct write (``ws_direct.body``; None: the ordinary path)
+        self.backlog: deque[tuple[int, Any, bytes | None]] = deque()
+        self.ready = asyncio.Event()
+        self.sink = sink
+        #: its task is parked with nothing left to send: results may be written directly
+        self.idle = False
+        #: shared results at or before this position are not its (a late start covered them)
+        self.since = -1
+
+    def push(self, item: Any, position: int = 0, body: bytes | None = None) -> None:
+        if self.sink is not None and self.sink.pending:
+            self.sink.flush()  # the frames held for it go first
+        self.idle = False  # from now on, results queue behind this one
+        self.backlog.append((position, item, body))
         self.ready.set()
 
 
@@ -123,6 +86,9 @@ class _SharedExecution:
         self.position = Position()
         self.broadcasts = 0
         self.stopping = False
+        #: sinks holding frames until the end of this turn of the event loop
+        self.corked: list[Sink] = []
+        self.flushing = False
         self.task = asyncio.create_task(self._run(run), name=f"fanout:{key[0]}")
 
     async def _run(self, run: Callable[[], Any]) -> None:
@@ -132,8 +98,11 @@ class _SharedExecution:
             source = await run()
             async with contextlib.aclosing(source):
                 async for result in source:
-                    item = result if isinstance(result, PreExecutionError) else _encoded(result)
-                    self._broadcast(item, self.position.seq)
+                    if isinstance(result, PreExecutionError):
+                        self._broadcast(result, self.position.seq)
+                    else:
+                        item = _encoded(result)
+                        self._broadcast(item, self.position.seq, ws_direct.body(item))
                     self.broadcasts += 1
                     if self.stopping:
                         return  # closed here, between results: nothing is left half-resolved
@@ -142,15 +111,40 @@ class _SharedExecution:
         finally:
             self._broadcast(_END)
 
-    def _broadcast(self, item: Any, position: int = 0) -> None:
+    def _broadcast(self, item: Any, position: int = 0, body: bytes | None = None) -> None:
+        frames: dict[bytes, bytes] = {}  # by message prefix (operation id and protocol)
+        written = 0
         for subscriber in list(self.subscribers):
-            if len(subscriber.backlog) >= BACKLOG_LIMIT:
+            sink = subscriber.sink
+            if (
+                body is not None
+                and subscriber.idle
+                and sink is not None
+                and position > subscriber.since
+                and sink.ready()
+            ):
+                frame = frames.get(sink.prefix)
+                if frame is None:
+                    frame = frames[sink.prefix] = sink.frame(body)
+                if sink.queue(frame):
+                    self.corked.append(sink)
+                written += 1
+            elif len(subscriber.backlog) >= BACKLOG_LIMIT:
                 subscriber.backlog.clear()
                 subscriber.push(_too_slow())
                 subscriber.push(_END)
                 self.subscribers.discard(subscriber)
             else:
-                subscriber.push(item, position)
+                subscriber.push(item, position, body)
+        self.fanout.written += written
+        if self.corked and not self.flushing:
+            self.flushing = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        corked, self.corked, self.flushing = self.corked, [], False
+        for sink in corked:
+            sink.flush()
 
     def stop(self) -> None:
         """End the execution without cutting a result short: at once if it is waiting for the
@@ -160,25 +154,33 @@ class _SharedExecution:
         if not self.consumer.busy:
             self.task.cancel()
 
-    async def follow(self, start: Start | None = None) -> AsyncGenerator[Any, None]:
+    async def follow(self, start: Start | None = None, sink: Sink | None = None) -> AsyncGenerator[Any, None]:
         """The shared results from now on; for a late subscriber of a stateful stream, its own
-        ``start`` first, then only the results made after it."""
-        subscriber = _Subscriber()
+        ``start`` first, then only the results made after it. With a ``sink``, plain results
+        may be written to it directly instead of yielded."""
+        subscriber = _Subscriber(sink)
         self.subscribers.add(subscriber)
         try:
-            since = -1
+            delivered = False  # the first result takes the ordinary path (it answers the request)
             if start is not None and self.position.stateful and self.broadcasts:
-                first, since = await start()
+                first, subscriber.since = await start()
                 yield first
+                delivered = True
+            backlog = subscriber.backlog
             while True:
-                while subscriber.backlog:
-                    position, item = subscriber.backlog.popleft()
+                while backlog:
+                    if delivered and sink is not None and ws_direct.drain(backlog, subscriber.since, sink, COALESCE):
+                        continue
+                    position, item, _ = backlog.popleft()
                     if item is _END:
                         return
-                    if position > since or (isinstance(item, ExecutionResult) and item.errors):
+                    if position > subscriber.since or (isinstance(item, ExecutionResult) and item.errors):
                         yield item
+                        delivered = True
+                subscriber.idle = delivered and sink is not None
                 subscriber.ready.clear()
                 await subscriber.ready.wait()
+                subscriber.idle = False
         finally:
             self.subscribers.discard(subscriber)
             if not self.subscribers:
@@ -212,9 +214,11 @@ class Fanout:
 
     def __init__(self) -> None:
         self.executions: dict[tuple, _SharedExecution] = {}
+        #: results written straight to a subscriber's socket by a broadcast (ws_direct), ever
+        self.written = 0
 
     def key(self, context: Any, query: str, variables: Any, operation_name: str | None) -> tuple | None:
-        if not _shareable(query, operation_name):
+        if not shareable(query, operation_name):
             return None
         try:
             encoded = orjson.dumps(variables or {}, option=orjson.OPT_SORT_KEYS)
@@ -223,14 +227,15 @@ class Fanout:
         return (context.tenant, query, operation_name, encoded)
 
     async def subscribe(
-        self, key: tuple, run: Callable[[], Any], start: Start | None = None
+        self, key: tuple, run: Callable[[], Any], start: Start | None = None, sink: Sink | None = None
     ) -> AsyncGenerator[Any, None]:
         """Follow the shared execution of ``key`` (started with ``run`` if there is none); a late
-        subscriber of a stateful stream starts from ``start``."""
+        subscriber of a stateful stream starts from ``start``; ``sink``: where results may be
+        written directly."""
         execution = self.executions.get(key)
         if execution is None:
             execution = self.executions[key] = _SharedExecution(self, key, run)
-        return execution.follow(start)
+        return execution.follow(start, sink)
 
     def _forget(self, execution: _SharedExecution) -> None:
         if self.executions.get(execution.key) is execution:
@@ -247,7 +252,7 @@ class _SharingSchema:
 
     def __init__(self, schema: Any, fanout: Fanout, make_context: Callable[[Any], Any], limits: Limits) -> None:
         self._schema, self._fanout, self._make_context, self._limits = schema, fanout, make_context, limits
-        _scope_events(schema)
+        scope_events(schema)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._schema, name)
@@ -261,7 +266,7 @@ class _SharingSchema:
             return _refused(refusal)
         key = self._fanout.key(context_value, query, variable_values, operation_name)
         if key is None:
-            if _kind(query, operation_name) == ALONE:
+            if kind(query, operation_name) == ALONE:
                 # a stream of its own gets a context of its own: its per-event loaders are not
                 # the connection's, which other operations on the socket use at the same time
                 context_value = self._make_context(context_value)
@@ -271,7 +276,7 @@ class _SharingSchema:
                 query, variable_values=variable_values, context_value=context_value,
                 root_value=root_value, operation_name=operation_name,
             )  # fmt: skip
-            return open_subscription(stream) if _kind(query, operation_name) == ALONE else stream
+            return open_subscription(stream) if kind(query, operation_name) == ALONE else stream
 
         def run() -> Any:
             return self._schema.subscribe(
@@ -292,7 +297,7 @@ class _SharingSchema:
                 QUEUE_POSITION.reset(token)
             return (first if isinstance(first, PreExecutionError) else _encoded(first)), position.seq
 
-        return open_subscription(await self._fanout.subscribe(key, run, start))
+        return open_subscription(await self._fanout.subscribe(key, run, start, SINK.get()))
 
     def _refusal(self, query: str, variables: Any, operation_name: str | None) -> GraphQLError | None:
         """The limits of ``graph.validation``, for operations arriving over WebSocket."""
@@ -343,6 +348,11 @@ def sharing_handlers(fanout: Fanout, make_context: Callable[[Any], Any], limits:
                 return
             await super().handle_subscribe(message)
 
+        async def run_operation(self, operation: Any) -> None:
+            # in the operation's own task: its shared results may go straight to the socket
+            SINK.set(ws_direct.sink_for(self.websocket, operation.id, False, self.operations, operation))
+            await super().run_operation(operation)
+
     class LegacyWS(BaseGraphQLWSHandler):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -355,6 +365,12 @@ def sharing_handlers(fanout: Fanout, make_context: Callable[[Any], Any], limits:
                 await self.send_message({"id": message["id"], "type": "error", "payload": error.formatted})
                 return
             await super().handle_start(message)
+
+        async def handle_async_results(self, operation_id: str, *args: Any) -> None:
+            # in the operation's own task (``tasks[operation_id]`` while it runs)
+            task = asyncio.current_task()
+            SINK.set(ws_direct.sink_for(self.websocket, operation_id, True, self.tasks, task))
+            await super().handle_async_results(operation_id, *args)
 
         async def send_message(self, message: Any) -> None:
             # A result can be on its way when the client closes. Strawberry's graphql-ws handler

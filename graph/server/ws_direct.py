@@ -1,0 +1,164 @@
+"""Writing a shared result straight to a subscriber's socket, framed once.
+
+A shared execution (graph/server/fanout.py) resolves and encodes each result once; sending it
+the ordinary way then costs every subscriber a trip through Strawberry's operation, Starlette's
+``WebSocket`` and uvicorn's ASGI ``send`` (websockets' framing, one ``transport.write``) — about
+two thirds of the server's time at 1,000 subscribers (bench/RESULTS.md, "Live fan-out"). A
+``Sink`` skips that chain: the message's bytes are built once per result and operation id
+(``{"id": …, "type": "next", "payload": {"data": …}}``, or graphql-ws's ``{"type": "data", …}``;
+byte for byte what the ordinary path sends), framed as one unmasked text frame, and written to
+the connection's transport.
+
+Only where that is safe, else ``sink_for`` answers None and the ordinary path is used:
+
+* uvicorn's ``websockets-sansio`` protocol only (``uvicorn.protocols.websockets.
+  websockets_sansio_impl``, whose attributes this reads: ``transport``, ``conn``, ``writable``,
+  ``close_sent``, as of uvicorn 0.54: pyproject is to keep uvicorn below 0.55), reached
+  through Starlette's exception wrapper and nothing else (a middleware watching ``send``, such as
+  tracing, would be bypassed);
+* no permessage-deflate negotiated (each frame would need the connection's own compressor);
+* at each result (``Sink.ready``): the operation is still the handler's (not completed, stopped or
+  replaced), the connection is open and its transport is below its high-water mark. A paused
+  transport is how uvicorn's ``send`` applies backpressure; here such a subscriber gets the
+  result in its backlog instead, and its own task sends it the ordinary way once it can.
+
+Frames are held until the end of the event loop's turn (``queue``/``flush``): the results of a
+burst that are broadcast in one turn reach each socket in one write, not one each (on loopback a
+``send(2)`` of a 150-byte frame costs ~10 µs, most of the broadcast).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from contextvars import ContextVar
+from typing import Any
+
+import orjson
+
+try:  # the one protocol whose internals are known here
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+except ImportError:  # pragma: no cover - another uvicorn: the ordinary path only
+    WebSocketsSansIOProtocol = None  # type: ignore[assignment,misc]
+
+#: The operation being started in this task, as a sink for its shared results (set by the
+#: WebSocket handlers of graph/server/fanout.py around running an operation).
+SINK: ContextVar[Sink | None] = ContextVar("ws_direct_sink", default=None)
+
+#: ``send`` wrappers known to pass WebSocket messages through untouched (Starlette's exception
+#: handling only watches ``http.response.start``).
+_TRANSPARENT = frozenset({"wrap_app_handling_exceptions.<locals>.wrapped_app.<locals>.sender"})
+
+
+class Sink:
+    """One operation on one WebSocket connection, written to directly."""
+
+    __slots__ = ("_key", "_owner", "_protocol", "_transport", "_value", "_writable", "pending", "prefix")
+
+    def __init__(self, protocol: Any, prefix: bytes, owner: dict, key: str, value: Any) -> None:
+        # uvicorn sets both once per connection (the transport when it is made)
+        self._protocol, self._transport, self._writable = protocol, protocol.transport, protocol.writable
+        #: the message up to the payload: ``{"id":"1","type":"next","payload":``
+        self.prefix = prefix
+        # the operation is live while ``owner[key] is value`` (the handler's own bookkeeping)
+        self._owner, self._key, self._value = owner, key, value
+        #: frames queued in this turn of the event loop, written together by ``flush``
+        self.pending: list[bytes] | None = None
+
+    def ready(self) -> bool:
+        """Whether a frame written now reaches the client in order, without buffering past the
+        transport's high-water mark, for an operation that is still running."""
+        # a close frame received makes uvicorn close the transport, one sent sets close_sent
+        return (
+            self._owner.get(self._key) is self._value
+            and self._writable.is_set()
+            and not self._protocol.close_sent
+            and not self._transport.is_closing()
+        )
+
+    def frame(self, body: bytes) -> bytes:
+        """The WebSocket frame of this operation's message with ``body`` (see ``body``)."""
+        return frame(self.prefix + body)
+
+    def write(self, data: bytes) -> None:
+        self._transport.write(data)
+
+    def queue(self, frame: bytes) -> bool:
+        """Hold ``frame`` for ``flush``; whether it is the first one held (then the caller must
+        see to a ``flush``)."""
+        if self.pending is None:
+            self.pending = [frame]
+            return True
+        self.pending.append(frame)
+        return False
+
+    def flush(self) -> None:
+        """Write the held frames in one go (one system call for a burst of results), unless the
+        operation ended or the connection is closing meanwhile."""
+        pending, self.pending = self.pending, None
+        if pending and self._owner.get(self._key) is self._value and not self._transport.is_closing():
+            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+
+def drain(backlog: deque[tuple[int, Any, bytes | None]], since: int, sink: Sink, most: int) -> bool:
+    """Write the plain results at the head of a subscriber's ``backlog`` (up to ``most``; those
+    at positions after ``since``) in one go, if its socket can take them now; whether any were
+    taken off the backlog. Each entry: (position, result, its ``body`` or None)."""
+    if backlog[0][2] is None or not sink.ready():
+        return False
+    frames: list[bytes] = []
+    while backlog and len(frames) < most:
+        position, _, message = backlog[0]
+        if message is None:
+            break
+        backlog.popleft()
+        if position > since:
+            frames.append(sink.frame(message))
+    if frames:
+        sink.write(b"".join(frames))
+    return True
+
+
+def body(result: Any) -> bytes | None:
+    """The part of a ``next`` message after ``"payload":`` for ``result`` (its data already an
+    ``orjson.Fragment``), closing the message; None for a result the ordinary path must send
+    (errors or extensions: Strawberry formats those)."""
+    if getattr(result, "errors", None) or getattr(result, "extensions", None) or result.data is None:
+        return None
+    return orjson.dumps({"data": result.data}) + b"}"
+
+
+def frame(message: bytes) -> bytes:
+    """One final, unmasked text frame (RFC 6455 §5.2) carrying ``message``."""
+    n = len(message)
+    if n < 126:
+        return bytes((0x81, n)) + message
+    if n < 65536:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + message
+    return b"\x81\x7f" + n.to_bytes(8, "big") + message
+
+
+def sink_for(websocket: Any, operation_id: str, legacy: bool, owner: dict, value: Any) -> Sink | None:
+    """A sink for operation ``operation_id`` on Strawberry's ``websocket`` adapter, live while
+    ``owner[operation_id] is value``; None where only the ordinary path is safe."""
+    protocol = _protocol(getattr(getattr(websocket, "ws", None), "_send", None))
+    if protocol is None or protocol.conn.extensions:
+        return None
+    ident = orjson.dumps(operation_id)
+    head = b'{"type":"data","id":' + ident if legacy else b'{"id":' + ident + b',"type":"next"'
+    return Sink(protocol, head + b',"payload":', owner, operation_id, value)
+
+
+def _protocol(send: Any) -> Any:
+    """The uvicorn protocol behind ``send``, through transparent wrappers only; else None."""
+    for _ in range(4):
+        owner = getattr(send, "__self__", None)
+        if WebSocketsSansIOProtocol is not None and type(owner) is WebSocketsSansIOProtocol:
+            return owner if getattr(send, "__name__", None) == "send" else None
+        if getattr(send, "__qualname__", None) not in _TRANSPARENT:
+            return None
+        cells = dict(zip(send.__code__.co_freevars, send.__closure__ or ()))
+        cell = cells.get("send")
+        if cell is None:
+            return None
+        send = cell.cell_contents
+    return None
