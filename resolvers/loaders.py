@@ -8,10 +8,11 @@ list's order, and only the first ``size + 1`` of each are kept), their ``totalCo
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from functools import cache, partial
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from aiodataloader import DataLoader
@@ -22,6 +23,9 @@ from models.db.engine import Database
 from models.db.plain import PlainReads, as_entity, ids_value, in_ids
 from models.entities import Subscription
 from resolvers import query
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 #: Which subscription is an organization's current one: the first state wins.
 CURRENT_SUBSCRIPTION_ORDER = ("ACTIVE", "TRIALING", "PAST_DUE", "CANCELLED")
@@ -36,6 +40,38 @@ def pick_current_subscription(subscriptions: Sequence[Subscription]) -> Subscrip
     return min(candidates, key=lambda s: (rank[s.status], -s.started_at.timestamp()))
 
 
+class _Load(asyncio.Future[V]):
+    """The future of one key's load, which every field asking for that key awaits: no one of
+    them can cancel it (``cancel()`` refuses, and a task cancelled while it waits stops when the
+    load settles)."""
+
+    def cancel(self, msg: Any = None) -> bool:
+        return False
+
+
+class SharedLoader(DataLoader[K, V]):
+    """A ``DataLoader`` whose loads no waiting resolver can cancel for the others.
+
+    A task cancelled while it awaits a future cancels that future, and graphql-core cancels the
+    sibling fields (and list items) of a field that failed: with plain futures, one failing
+    field cancelled the load another subtree, or a later field through the cache, was waiting
+    for, and its ``CancelledError`` escaped the execution. (``asyncio.shield`` per load would
+    do too, at a future and two callbacks per waiter; this costs nothing per waiter.)"""
+
+    def load(self, key: K) -> asyncio.Future[V]:
+        if key is None:
+            raise TypeError("A loader loads a key, not None")
+        cache_key = self.get_cache_key(key)
+        found = self._cache.get(cache_key) if self.cache else None
+        if found is not None:
+            return found
+        future: _Load[V] = _Load(loop=self.loop)
+        if self.cache:
+            self._cache[cache_key] = future
+        self.do_resolve_reject(key, future)
+        return future
+
+
 class Loaders:
     """The loaders of one request, for one tenant. Made per request so nothing leaks across.
 
@@ -46,27 +82,27 @@ class Loaders:
     def __init__(self, db: Database, tenant: str) -> None:
         self.db = db
         self.tenant = tenant
-        self._loaders: dict[Any, DataLoader[str, Any]] = {}
+        self._loaders: dict[Any, SharedLoader[str, Any]] = {}
 
-    def by_id(self, kind: type[TableClass]) -> DataLoader[str, Any]:
+    def by_id(self, kind: type[TableClass]) -> SharedLoader[str, Any]:
         """``kind`` rows by id (soft-deleted ones too: a relation still shows what it points to)."""
         key = ("id", kind)
         if key not in self._loaders:
-            self._loaders[key] = DataLoader(partial(_by_id, self.db.plain, self.tenant, kind))
+            self._loaders[key] = SharedLoader(partial(_by_id, self.db.plain, self.tenant, kind))
         return self._loaders[key]
 
-    def many_by(self, kind: type[Entity], column: str) -> DataLoader[str, list[Any]]:
+    def many_by(self, kind: type[Entity], column: str) -> SharedLoader[str, list[Any]]:
         """Live ``kind`` rows grouped by a relation column, oldest first (``issues by ticket``)."""
         key = ("many", kind, column)
         if key not in self._loaders:
-            self._loaders[key] = DataLoader(partial(_many_by, self.db.plain, self.tenant, kind, column))
+            self._loaders[key] = SharedLoader(partial(_many_by, self.db.plain, self.tenant, kind, column))
         return self._loaders[key]
 
     def pages(
         self, kind: type[Entity], column: str, *, where: dict[str, Any] | None = None,
         order: Sequence[tuple[str, bool]] = (), first: int | None = None, after: str | None = None,
         last: int | None = None, before: str | None = None, include_deleted: bool = False,
-    ) -> DataLoader[str, query.Page]:  # fmt: skip
+    ) -> SharedLoader[str, query.Page]:  # fmt: skip
         """Pages of ``kind`` by the parent id in ``column`` (``Ticket`` by ``organization_id``):
         what ``query.find(..., scope={column: parent})`` returns for each parent, all parents of
         one field in one statement. Bad arguments raise here, for every parent, as ``find`` does."""
@@ -112,12 +148,12 @@ class Loaders:
                 ]  # fmt: skip
                 return pages
 
-            self._loaders[key] = DataLoader(load)
+            self._loaders[key] = SharedLoader(load)
         return self._loaders[key]
 
     def counts(
         self, kind: type[Entity], column: str, *, where: dict[str, Any] | None = None, include_deleted: bool = False
-    ) -> DataLoader[str, int]:
+    ) -> SharedLoader[str, int]:
         """How many rows of ``kind`` match ``where`` per parent id in ``column`` (``commentCount``),
         all parents of one field in one ``GROUP BY``."""
         filters = orjson.dumps(where, option=orjson.OPT_SORT_KEYS, default=str)
@@ -130,7 +166,7 @@ class Loaders:
     def _counts(
         self, kind: type[Entity], column: str, condition: Callable[[], ColumnElement[bool]],
         filters: tuple[bytes, bool],
-    ) -> DataLoader[str, int]:  # fmt: skip
+    ) -> SharedLoader[str, int]:  # fmt: skip
         """How many rows of ``kind`` match ``condition()`` per parent id in ``column``, all parents
         in one ``GROUP BY`` (built and run only when a ``totalCount`` is asked for)."""
         key = ("counts", kind, column, *filters)
@@ -149,7 +185,7 @@ class Loaders:
                 counted: dict[str, int] = {parent: count for parent, count in result.all()}
                 return [counted.get(p, 0) for p in parents]
 
-            self._loaders[key] = DataLoader(load)
+            self._loaders[key] = SharedLoader(load)
         return self._loaders[key]
 
     async def current_subscription(self, organization_id: str | None) -> Subscription | None:

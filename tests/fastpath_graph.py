@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import text
 
+from bench.postgres_setup import OURS
 from graph import fastpath
 from models.base import ENTITIES
 from models.event import Event
@@ -21,18 +22,7 @@ from tests.live import LiveServer, create_many
 
 ROOT = Path(__file__).resolve().parent.parent
 #: bench/postgres_setup.py's s2 (bench/read_write.py's scenario 2) and s3 documents
-DEEP = (
-    "query Deep($id: ID!) { ticket(id: $id) { id subject status priority "
-    "requester { id name email } assignee { id name } "
-    "organization { id name subscriptions(first: 5) { nodes { plan status } } } "
-    "deal { id name stage value } subscription { id plan status } "
-    "issues { id title status } activities { id subject status } "
-    "events(first: 20) { nodes { type timestamp } } } }"
-)
-NESTED = (
-    "{ organizations(first: 20) { nodes { id name tickets(first: 5) { nodes { id subject status "
-    "comments(first: 5) { nodes { id body public } } } } } } }"
-)
+DEEP, NESTED = OURS["s2"], OURS["s3"]
 #: the tables copied into another tenant, rows pointing at the same parents
 COPIED = ("Ticket", "Comment", "Issue", "Activity", "Subscription", "Contact", "Deal")
 
