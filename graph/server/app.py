@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import random
@@ -124,12 +125,19 @@ class SupportGraphQL(GraphQL[Context, None]):
             )
         except Exception as error:  # the door, the compiled path or Strawberry itself failed
             response = self._failure(error, request.state.request_id, accept)
+        except asyncio.CancelledError as error:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the request itself is being cancelled (a shutdown): no answer to give
+            # a cancellation that escaped execution (a cancelled future some resolver awaited):
+            # an answer, never uvicorn's plain-text 500
+            response = self._failure(error, request.state.request_id, accept)
         await response(scope, receive, send)
 
     async def _execute(self, request: Request) -> Response:
         return await self._compiled(request) or await self.run(request)
 
-    def _failure(self, error: Exception, request_id: str, accept: str) -> Response:
+    def _failure(self, error: BaseException, request_id: str, accept: str) -> Response:
         """A GraphQL-shaped answer to a request that failed outside execution: 503
         ``UNAVAILABLE`` with ``Retry-After`` for an outage, else 500 ``INTERNAL``; never a trace."""
         media = GRAPHQL_RESPONSE if GRAPHQL_RESPONSE in accept else "application/json"
