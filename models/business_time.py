@@ -17,14 +17,16 @@ earliest instant ``t`` with ``business_seconds_between(h, s, t) == n``. Hence th
 check: ``add(add(s, a), b) == add(s, a + b)``, ``between(s, add(s, n)) == n``, both monotonic,
 and ``between`` additive over adjacent spans.
 
-Cost: the walk goes forward a local day at a time, converting each interval's ends (two to four
-zoneinfo look-ups each), except that a week with no holiday and no UTC-offset change counts as
-the weekly total after about six look-ups. So a span costs O(weeks + 7 × (holidays + offset
-changes) × intervals a day): a year of office hours with two DST changes and ten holidays is
-under 130 steps, thirty days of seconds at one minute a week (830 years) some 43,000. Offset
-changes are found by probing each skipped week at its first midnight, two and five days in, and
-its last midnight; that would miss a zone changing its offset and back within three days, which
-no zone in the tz database does (the closest pair, Freetown in 1939, is just under four days).
+Cost: the walk goes forward a local day at a time; a day with one UTC offset throughout (almost
+every day) costs four zoneinfo look-ups once per zone and date (cached), its intervals then plain
+additions to its midnight; on other days each interval's ends are converted (two to four look-ups
+each). A week with no holiday and no UTC-offset change counts as the weekly total after about six
+look-ups. So a span costs O(weeks + 7 × (holidays + offset changes) × intervals a day): a year
+of office hours with two DST changes and ten holidays is under 130 steps, thirty days of seconds
+at one minute a week (830 years) some 43,000. Offset changes are found by probing each skipped
+week at its first midnight, two and five days in, and its last midnight; that would miss a zone
+changing its offset and back within three days, which no zone in the tz database does (the
+closest pair, Freetown in 1939, is just under four days).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from bisect import bisect_left
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from itertools import pairwise
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -51,6 +54,7 @@ _SECOND = timedelta(seconds=1)
 _MIDNIGHT = time(0)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NAIVE_EPOCH = datetime(1970, 1, 1)
+_EPOCH_ORDINAL = _NAIVE_EPOCH.toordinal()
 _UNBOUNDED = 2**62  # a budget or an end no walk reaches
 _PROBES = (2 * _DAY, 5 * _DAY)  # inside a week, beside its two midnights: no gap longer than 3 days
 _HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
@@ -190,11 +194,11 @@ def _walk(hours: BusinessHours, origin: int, *, budget: int, until: int) -> tupl
     day = datetime.fromtimestamp(origin, zone).date()
     # the local date's midnight is never after origin (the clock already read it), so no earlier
     # day's interval reaches past origin
-    midnight = _first_reading(zone, datetime.combine(day, _MIDNIGHT))
+    midnight = _day_start(zone, day)[0]
     counted = 0
     while midnight < until:
         if midnight >= origin and counted + hours._weekly < budget and _free_week(hours, day):
-            week_end = _first_reading(zone, datetime.combine(day + _SEVEN_DAYS, _MIDNIGHT))
+            week_end = _day_start(zone, day + _SEVEN_DAYS)[0]
             offset = _offset(zone, midnight)
             # a week of wall-clock time in a week of real time, and the same offset at the probes:
             # no offset change, so every interval lasts its wall-clock length
@@ -214,7 +218,7 @@ def _walk(hours: BusinessHours, origin: int, *, budget: int, until: int) -> tupl
                 return opens + (budget - counted), budget
             counted += closes - opens
         day += _ONE_DAY
-        midnight = _first_reading(zone, datetime.combine(day, _MIDNIGHT))
+        midnight = _day_start(zone, day)[0]
     return until, counted
 
 
@@ -228,12 +232,32 @@ def _opening(hours: BusinessHours, day: date) -> Iterator[tuple[int, int]]:
     """The intervals of one local date as real stretches ``(opens, closes)``, in order."""
     if day in hours.holidays:
         return
+    first, plain = _day_start(hours._zone, day)
+    if plain:  # one offset all day: the clock reads each time of day once, that long after midnight
+        for opens, closes in hours._spans[day.weekday()]:
+            yield first + opens, first + closes
+        return
     midnight = datetime.combine(day, _MIDNIGHT)
     for opens, closes in hours._spans[day.weekday()]:
         yield (
             _first_reading(hours._zone, midnight + timedelta(seconds=opens)),
             _first_reading(hours._zone, midnight + timedelta(seconds=closes)),
         )
+
+
+@lru_cache(maxsize=4096)
+def _day_start(zone: ZoneInfo, day: date) -> tuple[int, bool]:
+    """The first instant at which the clock of ``zone`` reads ``day`` (its midnight), and whether
+    the day is plain: the clock reads 00:00 then and keeps one UTC offset until the next midnight,
+    24 hours later. Cached: a zone's calendar does not change, and due times cluster on few days.
+
+    An offset equal at both midnights means none changed in between, since no zone changes its
+    offset and back within a day (nor within three: see the module's docstring)."""
+    first = _first_reading(zone, datetime.combine(day, _MIDNIGHT))
+    offset = _offset(zone, first)
+    naive = (day.toordinal() - _EPOCH_ORDINAL) * _DAY
+    # the last date has no next midnight to look at: it is walked interval by interval
+    return first, first + offset == naive and day < date.max and _offset(zone, first + _DAY) == offset
 
 
 def _first_reading(zone: ZoneInfo, local: datetime) -> int:

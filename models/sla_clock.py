@@ -15,7 +15,7 @@ Pure rules over a ticket's fields; the verb path applies them on every ticket wr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -56,7 +56,46 @@ def choose(
 
 
 def hours_of(policy: SlaPolicy) -> BusinessHours | None:
-    return None if policy.business_hours is None else BusinessHours.parse(policy.business_hours)
+    """The policy's business hours (None: around the clock), read once per distinct document."""
+    document = policy.business_hours
+    if document is None:
+        return None
+    key = _frozen(document)
+    if key is None:  # not plain JSON: read it as it is, every time
+        return BusinessHours.parse(document)
+    hours = _PARSED.get(key)
+    if hours is None:  # a document that does not parse raises here, each time, and is not kept
+        hours = BusinessHours.parse(document)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[key] = hours
+    return hours
+
+
+#: business hours by their document (``_frozen``): the verb path reads the same few on every write
+_PARSED: dict[Hashable, BusinessHours] = {}
+_PARSED_MAX = 256
+_LEAVES = (str, int, float, bool, type(None))
+
+
+def _frozen(value: Any) -> Hashable | None:
+    """A hashable copy of a JSON document that differs from every other document's, types and
+    order included (so ``1``, ``True`` and ``1.0`` or a list and a tuple never share one); None
+    for anything else."""
+    kind = type(value)
+    if kind in _LEAVES:
+        return (kind, value)
+    if kind is list or kind is dict:
+        items = value.items() if kind is dict else enumerate(value)
+        frozen = []
+        for name, item in items:
+            leaf = type(item)
+            inner = (leaf, item) if leaf in _LEAVES else _frozen(item)  # (inline: most are leaves)
+            if inner is None or (kind is dict and type(name) is not str):
+                return None
+            frozen.append((name, inner))
+        return (kind, tuple(frozen))
+    return None
 
 
 def clocks(ticket: Mapping[str, Any], policy: SlaPolicy | None, *, chosen: bool, now: datetime) -> dict[str, Any]:

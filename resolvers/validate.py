@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from enum import Enum
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import String
 
@@ -48,32 +48,67 @@ def required(kind: type[Entity]) -> list[str]:
     ]
 
 
+class _Field(NamedTuple):
+    """What ``clean`` needs of one column, read once per table."""
+
+    api: str  # the API field name
+    nullable: bool
+    length: int | None  # a string column's length limit (0: none); None: not a string column
+    info: dict[str, Any]
+    target: type[Entity] | None  # the entity a relation column points to
+    expected: Any  # the field's annotation
+    document: bool  # a JSON document field (``expected`` in ``_DOCUMENTS``), whatever the value given
+
+
+@cache
+def _fields(kind: type[Entity]) -> dict[str, _Field]:
+    """The columns a caller may write (all but ``META_FIELDS``), by name."""
+    found = {}
+    for column in kind.__table__.columns:
+        if column.name in META_FIELDS:
+            continue
+        type_ = column.type
+        expected = kind.model_fields[column.name].annotation
+        found[column.name] = _Field(
+            api=api_name(kind, column.name),
+            nullable=bool(column.nullable),
+            length=(type_.length or 0) if isinstance(type_, String) else None,
+            info=column.info,
+            target=references(kind).get(column.name),
+            expected=expected,
+            document=expected in _DOCUMENTS,
+        )
+    return found
+
+
 def clean(kind: type[Entity], values: dict[str, Any], *, creating: bool) -> dict[str, Any]:
     """Check ``values`` for ``kind`` and return them normalised (enums as their names)."""
-    columns = kind.__table__.columns
+    fields = _fields(kind)
     out: dict[str, Any] = {}
     for name, value in values.items():
-        if name in META_FIELDS or name not in columns:
-            raise BadInput(f"{kind.type_name} has no field {name!r}", field=name)
-        column = columns[name]
-        field = api_name(kind, name)
+        spec = fields.get(name)
+        if spec is None:
+            if name in META_FIELDS or name not in kind.__table__.columns:
+                raise BadInput(f"{kind.type_name} has no field {name!r}", field=name)
+            raise KeyError(name)  # a column's position, not its name: no API name, as ever
+        field = spec.api
         if isinstance(value, Enum):
             value = value.value
         if value is None:
-            if not column.nullable:
+            if not spec.nullable:
                 raise BadInput(f"{field} cannot be null", field=field)
             out[name] = None
             continue
-        if isinstance(column.type, String):
+        if spec.length is not None:
             if not isinstance(value, str):
                 raise BadInput(f"{field} must be a string", field=field)
             if "\x00" in value:
                 raise BadInput(f"{field} must not contain NUL characters", field=field)
-            if not column.nullable and not value.strip():
+            if not spec.nullable and not value.strip():
                 raise BadInput(f"{field} cannot be empty", field=field)
-            if column.type.length and len(value) > column.type.length:
-                raise BadInput(f"{field} is longer than {column.type.length} characters", field=field)
-        info = column.info
+            if spec.length and len(value) > spec.length:
+                raise BadInput(f"{field} is longer than {spec.length} characters", field=field)
+        info = spec.info
         if info.get("lowercase"):
             value = value.strip().lower()  # emails, domains and slugs are unique regardless of case
         if "enum" in info and value not in info["enum"].__members__:
@@ -85,19 +120,17 @@ def clean(kind: type[Entity], values: dict[str, Any], *, creating: bool) -> dict
                 raise BadInput(f"{field} must be {span}", field=field)
         if info.get("format") == "email" and not _EMAIL.match(value):
             raise BadInput(f"{field} is not a valid email address", field=field)
-        if name in references(kind):
-            target = references(kind)[name]
-            if type_of(value) != target.type_name:
-                article = "an" if target.type_name[0] in "AEIOU" else "a"
-                raise BadInput(f"{field} must be the id of {article} {target.type_name}", field=field)
-        expected = kind.model_fields[name].annotation
+        target = spec.target
+        if target is not None and type_of(value) != target.type_name:
+            article = "an" if target.type_name[0] in "AEIOU" else "a"
+            raise BadInput(f"{field} must be the id of {article} {target.type_name}", field=field)
         if info.get("system"):  # written by the server's own rules, never by a caller
             out[name] = value
             continue
         if "business_hours" in info:
             value = _business_hours(field, value)
-        elif isinstance(value, (list, dict)) or expected in _DOCUMENTS:
-            _check_document(field, value, expected)
+        elif spec.document or isinstance(value, (list, dict)):
+            _check_document(field, value, spec.expected)
         if "enum_list" in info:
             value = _enum_list(field, value, info["enum_list"])
         out[name] = value
