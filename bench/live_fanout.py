@@ -645,13 +645,15 @@ class _Run:
         after = _rss(self.pid)
         cpu, client_cpu = _cpu(self.pid) - cpu_before, self.clients.cpu_seconds() - client_before
         time.sleep(args.settle)
-        result["long_burst"] = {
+        burst = {
             "events": count, "delivered": delivered, "expected": count * self.subscribers, "seconds": wall,
             "rss_before": before, "rss_after": after, "rss_settled": _rss(self.pid),
             "server_cpu_us_per_message": 1e6 * cpu / max(delivered, 1),
             "client_cpu_us_per_message": 1e6 * client_cpu / max(delivered, 1),
         }  # fmt: skip
-        long = result["long_burst"]
+        result.setdefault("long_burst", burst)  # the first (the table's); --rss-repeat adds the others
+        result.setdefault("long_bursts", []).append(burst)
+        long = burst
         print(f"[{self.target.name}] {count}-event burst: {delivered}/{long['expected']} messages in {wall:.1f} s; "
               f"RSS {before / 2**20:.1f} → {after / 2**20:.1f} → {long['rss_settled'] / 2**20:.1f} MiB", flush=True)  # fmt: skip
 
@@ -686,7 +688,7 @@ def measure(target: Target, args: argparse.Namespace) -> dict:
                 run.burst(result)
                 time.sleep(args.settle)
                 result["rss_settled"] = _rss(server.pid)
-                if args.rss_burst:
+                for _ in range(args.rss_repeat if args.rss_burst else 0):
                     run.long_burst(result)
         finally:
             if clients is not None:
@@ -840,6 +842,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=5.0, help="seconds before the settled RSS")
     parser.add_argument(
         "--rss-burst", type=int, default=0, metavar="EVENTS", help="then (e): RSS around a burst of this many events"
+    )
+    parser.add_argument(
+        "--rss-repeat", type=int, default=1, metavar="N", help="(e) that many bursts back to back (does RSS level off?)"
     )
     parser.add_argument("--protocol", choices=sorted(NEXT), default="graphql-transport-ws")
     parser.add_argument(
