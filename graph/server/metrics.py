@@ -35,11 +35,13 @@ from prometheus_client import (
 )
 from sqlalchemy import Engine, Insert
 from sqlalchemy import event as sa_event
+from sqlalchemy.sql.elements import TextClause
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from models.event import Event
+from resolvers.unit_sql import EVENTS_INSERTED
 
 #: the variable prometheus-client reads (at import) to share samples between processes
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -168,6 +170,8 @@ def count_committed_events(engine: Engine) -> None:
     def executed(conn: Any, statement: Any, multiparams: Any, params: Any, *_: Any) -> None:
         if isinstance(statement, Insert) and statement.table is log:
             _PENDING[conn] = _PENDING.get(conn, 0) + (len(multiparams) or 1)
+        elif isinstance(statement, TextClause) and (inserted := statement.get_execution_options().get(EVENTS_INSERTED)):
+            _PENDING[conn] = _PENDING.get(conn, 0) + inserted  # PostgreSQL's closing statement of a unit
 
     def committed(conn: Any) -> None:
         pending = _PENDING.pop(conn, 0)
