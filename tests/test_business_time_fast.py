@@ -2,15 +2,14 @@
 
 ``models.business_time`` adds a plain day's intervals to its midnight (a cached per-zone-and-date
 look-up) instead of converting each interval's ends, and ``models.sla_clock.hours_of`` reads each
-distinct hours document once. The reference below is the walk as it was before, copied verbatim;
-the properties compare due times and counts over random hours in zones with odd changes (at
+distinct hours document once. The reference below is the walk as it was before (its ``_walk``
+and ``_opening`` verbatim, calling the helpers that did not change); the properties compare due times and counts over random hours in zones with odd changes (at
 midnight, half an hour, negative DST, a skipped calendar day, a two-hour DST), start instants near
 those changes and sub-second ones, durations up to a month of business seconds, and holidays.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -20,11 +19,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.business_time import (
+from models.business_time import (  # the reference's helpers: unchanged by issue 19
+    _EPOCH,
+    _MIDNIGHT,
+    _ONE_DAY,
+    _PROBES,
+    _SEVEN_DAYS,
+    _UNBOUNDED,
+    _WEEK,
     WEEKDAYS,
     BusinessHours,
     BusinessHoursError,
     Interval,
+    _first_reading,
+    _free_week,
+    _offset,
+    _whole_seconds,
     add_business_seconds,
     business_seconds_between,
 )
@@ -162,21 +172,12 @@ def test_a_skipped_calendar_day_and_midnight_changes() -> None:
                     assert business_seconds_between(hours, start, end) == reference_between(hours, start, end)
 
 
-# --- the reference: models/business_time.py's walk before issue 19, verbatim -----------------
-
-_WEEK = 7 * DAY
-_ONE_DAY = timedelta(days=1)
-_SEVEN_DAYS = timedelta(days=7)
-_SECOND = timedelta(seconds=1)
-_MIDNIGHT = time(0)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_NAIVE_EPOCH = datetime(1970, 1, 1)
-_UNBOUNDED = 2**62
-_PROBES = (2 * DAY, 5 * DAY)
+# --- the reference: models/business_time.py's walk before issue 19 (``_walk`` and ``_opening``
+# verbatim; the helpers it calls, which issue 19 did not change, imported) -----------------------
 
 
 def reference_add(hours: BusinessHours, start: datetime, seconds: int) -> datetime:
-    origin = _whole_seconds(start)
+    origin = _whole_seconds(start, "start")
     if seconds == 0:
         return start.astimezone(UTC)
     reached, _ = _walk(hours, origin, budget=seconds, until=_UNBOUNDED)
@@ -184,7 +185,7 @@ def reference_add(hours: BusinessHours, start: datetime, seconds: int) -> dateti
 
 
 def reference_between(hours: BusinessHours, start: datetime, end: datetime) -> int:
-    origin, until = _whole_seconds(start), _whole_seconds(end)
+    origin, until = _whole_seconds(start, "start"), _whole_seconds(end, "end")
     if until <= origin:
         return 0
     _, counted = _walk(hours, origin, budget=_UNBOUNDED, until=until)
@@ -238,11 +239,6 @@ def _walk(hours: BusinessHours, origin: int, *, budget: int, until: int) -> tupl
     return until, counted
 
 
-def _free_week(hours: BusinessHours, day: date) -> bool:
-    after = bisect_left(hours._holidays, day)
-    return after == len(hours._holidays) or hours._holidays[after] >= day + _SEVEN_DAYS
-
-
 def _opening(hours: BusinessHours, day: date) -> Iterator[tuple[int, int]]:
     if day in hours.holidays:
         return
@@ -252,36 +248,3 @@ def _opening(hours: BusinessHours, day: date) -> Iterator[tuple[int, int]]:
             _first_reading(hours._zone, midnight + timedelta(seconds=opens)),
             _first_reading(hours._zone, midnight + timedelta(seconds=closes)),
         )
-
-
-def _first_reading(zone: ZoneInfo, local: datetime) -> int:
-    naive = (local - _NAIVE_EPOCH) // _SECOND
-    candidates = [naive - _utc_offset(local.replace(tzinfo=zone, fold=fold)) for fold in (0, 1)]
-    for instant in sorted(candidates):
-        if _wall(zone, instant) == local:
-            return instant
-    low, high = min(candidates), max(candidates)
-    while high - low > 1:
-        middle = (low + high) // 2
-        if _wall(zone, middle) >= local:
-            high = middle
-        else:
-            low = middle
-    return high
-
-
-def _wall(zone: ZoneInfo, instant: int) -> datetime:
-    return datetime.fromtimestamp(instant, zone).replace(tzinfo=None)
-
-
-def _offset(zone: ZoneInfo, instant: int) -> int:
-    return _utc_offset(datetime.fromtimestamp(instant, zone))
-
-
-def _utc_offset(moment: datetime) -> int:
-    offset = moment.utcoffset()
-    return 0 if offset is None else offset // _SECOND
-
-
-def _whole_seconds(moment: datetime) -> int:
-    return (moment - _EPOCH) // _SECOND
