@@ -79,6 +79,23 @@ async def api(server) -> AsyncIterator[Api]:
         yield Api(client)
 
 
+@contextlib.asynccontextmanager
+async def fast_and_stalled(server, api: Api, protocol: str) -> AsyncIterator[tuple[str, Raw, Raw]]:
+    """Two subscribers to one ticket's events, each past a first event; the second one's
+    transport then paused, as a full socket buffer pauses it (the test resumes it)."""
+    target = await api.create_ticket()
+    async with (
+        raw_subscription(server.url, protocol, target) as fast,
+        raw_subscription(server.url, protocol, target) as stalled,
+    ):
+        await ready(server, taps=1, followers=2)
+        await api.update_ticket(target, description="warm-up")
+        await fast.data(1)
+        await stalled.data(1)
+        _transport(server, stalled.port, "pause_writing")
+        yield target, fast, stalled
+
+
 def _transport(server, port: int, call: str) -> None:
     """Call ``pause_writing``/``resume_writing`` on the server's protocol of the client at ``port``."""
 
@@ -122,16 +139,7 @@ async def test_direct_writes_are_byte_identical_to_the_ordinary_path(server, api
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_a_stalled_subscriber_holds_up_no_one_and_misses_nothing(server, api, protocol):
-    target = await api.create_ticket()
-    async with (
-        raw_subscription(server.url, protocol, target) as fast,
-        raw_subscription(server.url, protocol, target) as stalled,
-    ):
-        await ready(server, taps=1, followers=2)
-        await api.update_ticket(target, description="warm-up")
-        await fast.data(1)
-        await stalled.data(1)
-        _transport(server, stalled.port, "pause_writing")
+    async with fast_and_stalled(server, api, protocol) as (target, fast, stalled):
         try:
             for i in range(30):
                 await api.update_ticket(target, description=f"burst {i}")
@@ -149,16 +157,7 @@ async def test_a_stalled_subscriber_holds_up_no_one_and_misses_nothing(server, a
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_a_subscriber_too_far_behind_is_ended_while_others_go_on(server, api, protocol, monkeypatch):
     monkeypatch.setattr(fanout, "BACKLOG_LIMIT", 5)
-    target = await api.create_ticket()
-    async with (
-        raw_subscription(server.url, protocol, target) as fast,
-        raw_subscription(server.url, protocol, target) as stalled,
-    ):
-        await ready(server, taps=1, followers=2)
-        await api.update_ticket(target, description="warm-up")
-        await fast.data(1)
-        await stalled.data(1)
-        _transport(server, stalled.port, "pause_writing")
+    async with fast_and_stalled(server, api, protocol) as (target, fast, stalled):
         try:
             for i in range(8):
                 await api.update_ticket(target, description=f"burst {i}")
