@@ -57,11 +57,8 @@ LISTS = {
     "tickets": "Ticket", "contacts": "Contact", "organizations": "Organization", "deals": "Deal",
     "subscriptions": "Subscription", "issues": "Issue", "activities": "Activity", "metrics": "Metric",
 }  # fmt: skip
-#: root field of one entity by id → entity type
-ONE = {
-    "ticket": "Ticket", "contact": "Contact", "organization": "Organization", "deal": "Deal",
-    "subscription": "Subscription", "issue": "Issue", "activity": "Activity", "metric": "Metric",
-}  # fmt: skip
+#: root field of one entity by id (the type's name, lower camel case: ``ticket``) → entity type
+ONE = {kind[0].lower() + kind[1:]: kind for kind in LISTS.values()}
 #: the kinds whose nodes the path builds (every field of theirs that is a column shows the column)
 KINDS = {*LISTS.values(), "Comment", "Event"}
 #: (type, field) → (child type, its column holding the parent's id): the parent's connections
