@@ -132,3 +132,5 @@ class Plan:
     document: Any = None
     #: the limits held to at run time, when a page size is a variable (else checked once, here)
     limits: Limits | None = None
+    #: the by-id root's statement, per dialect (built the first time it is needed)
+    by_id: dict[str, Compiled] = field(default_factory=dict)

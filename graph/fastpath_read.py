@@ -106,8 +106,11 @@ def _root_one(plan: Plan, id_: str, pagings: list[Paging], plain: PlainReads, te
     assert plan.node is not None
     if type_of(id_) != plan.kind.type_name:
         return {plan.key: None}
-    columns = tuple(dict.fromkeys([*plan.node.columns, "deleted_at"]))
-    statement = _by_id_statement(plain, plan.kind, columns, one=True, joined=joins([plan.node]))
+    statement = plan.by_id.get(plain.dialect.name)
+    if statement is None:
+        columns = tuple(dict.fromkeys([*plan.node.columns, "deleted_at"]))
+        statement = _by_id_statement(plain, plan.kind, columns, one=True, joined=joins([plan.node]))
+        plan.by_id[plain.dialect.name] = statement
     found = yield statement, {"tenant": tenant, "id": id_}
     if not found or found[0]["deleted_at"] is not None:
         return {plan.key: None}
