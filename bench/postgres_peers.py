@@ -9,7 +9,7 @@ Run from the repository root (about 12 minutes with the defaults, seeding includ
    adds what PostGraphile needs to answer like support-graph (``bench.postgres_setup.PEER_EXTRAS``),
    runs ``ANALYZE``; drops it at the end unless ``--keep``.
 2. Starts three servers on it: (C) support-graph (``python -m graph serve --no-migrate``, rate limit
-   raised); (P) PostGraphile 4 (``bench/postgraphile``, ``npm ci`` on first use) with
+   raised, its pool of 30 opened at start: ``DATABASE_POOL_OPEN=30``); (P) PostGraphile 4 (``bench/postgraphile``, ``npm ci`` on first use) with
    ``--append-plugins @graphile-contrib/pg-simplify-inflector`` (fields named like ours:
    ``tickets``, ``requester``, ``organization``) and ``--no-setof-functions-contain-nulls``,
    default mutations on (its ``createTicket``/``updateTicket`` are a bare INSERT/UPDATE), pool 16;
@@ -81,7 +81,8 @@ def make_servers(database: str, workdir: Path) -> dict[str, ServerProcess]:
         "R": [sys.executable, "-m", "bench.baseline_postgres", "--port", str(ports["R"]), "--dsn", setup.dsn(database),
               "--pool", "16"],
     }  # fmt: skip
-    env = {"C": {"LIMIT_RATE_PER_MINUTE": "1000000000", "LIMIT_RATE_BURST": "1000000000"}}
+    # C's pool (30 connections, its default) opened at start, as P's and R's warm-ups fill theirs
+    env = {"C": {"LIMIT_RATE_PER_MINUTE": "1000000000", "LIMIT_RATE_BURST": "1000000000", "DATABASE_POOL_OPEN": "30"}}
     return {
         key: ServerProcess(key, argv[key], ports[key], workdir / f"server-{key}.log", env.get(key)) for key in SERVERS
     }

@@ -58,3 +58,29 @@ def test_a_burst_of_reads_opens_no_session_past_the_pool(url: str):
             await db.dispose()
 
     asyncio.run(go())
+
+
+def test_a_pool_opened_at_start_opens_no_session_under_its_first_burst(url: str):
+    async def go() -> None:
+        db = Database(url, pool_size=POOL, pool_open=POOL + 2)  # asked for more: the pool's size
+        monitor = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await migrate.upgrade(db)
+            await db.dispose()  # the pool starts empty, as a server's does
+            await db.open_pool()
+            opened_before, connected = await _sessions(monitor, url)
+            assert connected == POOL
+            await asyncio.gather(*(find(db, Ticket, tenant="t", first=5) for _ in range(AT_ONCE)))
+            await asyncio.gather(*(db.ping() for _ in range(AT_ONCE)))
+            opened_after, connected = await _sessions(monitor, url)
+            assert (opened_after - opened_before, connected) == (0, POOL)
+        finally:
+            await monitor.close()
+            await db.dispose()
+
+    asyncio.run(go())
+
+
+def test_sqlite_opens_nothing_at_start(tmp_path):
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'pool.db'}", pool_open=5)
+    assert db.pool_open == 0

@@ -272,7 +272,10 @@ def _lowercase_content_type(scope: Scope) -> None:
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the application; the schema is migrated (or checked) on start."""
     settings = settings or Settings()
-    db = Database(settings.database_url, one_hop_sqlite=settings.one_hop_sqlite, pool_size=settings.database_pool_size)
+    db = Database(
+        settings.database_url, one_hop_sqlite=settings.one_hop_sqlite, pool_size=settings.database_pool_size,
+        pool_open=settings.database_pool_open,
+    )  # fmt: skip
     broker = broker_from_url(settings.broker_url)
     live = Live(db, broker, poll_interval=settings.live_poll_seconds, give_up_after=settings.live_give_up_seconds)
     services = Services(settings, db, broker, deployment_hooks(), KeyRing(db), live, Fanout())
@@ -284,6 +287,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await prepare_schema(services.db, upgrade=settings.migrate)
+        await services.db.open_pool()
         await services.broker.start()
         await timer.start()
         await webhook_sender.start()

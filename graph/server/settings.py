@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     #: PostgreSQL connections per worker (workers × this must stay under max_connections)
     database_pool_size: int = Field(POSTGRES_POOL_SIZE, ge=1)
+    #: PostgreSQL connections each worker opens at start (up to the pool's size; the rest open
+    #: on demand and stay open)
+    database_pool_open: int = Field(0, ge=0)
     broker_url: str = "memory://"
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)

@@ -15,6 +15,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.util import greenlet_spawn
 
 import models.conversation
 import models.entities
@@ -79,7 +80,7 @@ class Database:
 
     def __init__(
         self, url: str = DEFAULT_DATABASE_URL, *, echo: bool = False, one_hop_sqlite: bool = True,
-        pool_size: int = POSTGRES_POOL_SIZE,
+        pool_size: int = POSTGRES_POOL_SIZE, pool_open: int = 0,
     ) -> None:  # fmt: skip
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
@@ -98,6 +99,8 @@ class Database:
             # type set-up, for every burst. No ping per checkout (SQLAlchemy's costs asyncpg three
             # round trips): a checkout looks at the socket instead (``_closed_on_checkout``).
             kwargs.update(pool_size=pool_size, max_overflow=0)
+        #: PostgreSQL connections :meth:`open_pool` opens at start (at most the pool's size)
+        self.pool_open = 0 if self.is_sqlite else min(pool_open, pool_size)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             pragmas = _one_hop_pragmas if self.one_hop_sqlite else _sqlite_pragmas
@@ -114,6 +117,27 @@ class Database:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    async def open_pool(self) -> None:
+        """Open ``pool_open`` PostgreSQL connections now, and leave them in the pool.
+
+        The pool opens a connection when a request finds none idle, and never closes one: under
+        load it grows to the peak of concurrent checkouts, one PostgreSQL session (and asyncpg's
+        type set-up) at a time, in the middle of requests. Opened at start, up to the pool's
+        size, the sessions are all there before the first request."""
+        if not self.pool_open:
+            return
+        opened = await asyncio.gather(
+            *(greenlet_spawn(self.engine.sync_engine.raw_connection) for _ in range(self.pool_open)),
+            return_exceptions=True,
+        )
+        for connection in opened:
+            if not isinstance(connection, BaseException):
+                await greenlet_spawn(connection.close)  # back to the pool, open
+        failed = [error for error in opened if isinstance(error, BaseException)]
+        if failed:  # the pool opens the rest on demand, as it would have without this
+            log.warning("opened %d of %d pooled connections at start: %s", len(opened) - len(failed),
+                        len(opened), failed[0])  # fmt: skip
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
