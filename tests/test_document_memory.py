@@ -37,12 +37,12 @@ from tests.procs import Serve
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/status")
 
-DOCUMENTS = 150
+DOCUMENTS = 75
 SIZE = 900_000
 #: every VALID_EVERY-th document is valid and answered; the others are refused for their tokens
 VALID_EVERY = 5
-#: what 150 documents may add (measured: ~1 MB with bounded caches, >300 MB with caches keyed
-#: by the text); generous for allocator noise, far below what keeping even 10 of them costs
+#: what 75 documents may add (measured with 150: ~1 MB with bounded caches, >300 MB with caches
+#: keyed by the text); generous for allocator noise, far below what keeping even 10 of them costs
 GROWTH_LIMIT = 8 * 1024 * 1024
 
 
