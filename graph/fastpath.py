@@ -13,7 +13,8 @@ argument that would be refused, or a row the full path would refuse to show, is 
 and the full path answers it. ``Settings.fast_path`` (``FAST_PATH=false``) turns it off. A
 document is compiled once into a plan (bounded ``DocumentCache``), which reads plain rows (no ORM
 objects, no resolvers), one statement per kind and level: a nested connection is one statement
-for all its parents (graph/fastpath_pages.py), and one more for their ``totalCount``.
+for all its parents (graph/fastpath_pages.py), and one more for their ``totalCount``. On
+PostgreSQL the statements of a level go as one statement, one round trip (graph/fastpath_batch.py).
 """
 
 from __future__ import annotations

@@ -15,8 +15,9 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.sql import Select
 
+from graph.fastpath_batch import Steps, one
 from graph.fastpath_plan import Connection, Paging, Row, joins
-from models.db.plain import Compiled, PlainReads, Read, ids_value, in_ids
+from models.db.plain import Compiled, PlainReads, ids_value, in_ids
 from resolvers import query
 from resolvers.loaders import ranked_pages
 
@@ -89,38 +90,38 @@ def relation_rows(rows: Sequence[Row | None], column: str, columns: list[str]) -
     ]  # fmt: skip
 
 
-def root_page(connection: Connection, paging: Paging, tenant: str) -> Read[tuple[list[Row], bool]]:
+def root_page(connection: Connection, paging: Paging, tenant: str) -> Steps[tuple[list[Row], bool]]:
     """The rows of a root list's page, in page order, and whether there are more."""
-    found = yield paging.statements["page"], {"tenant": tenant, **paging.values}
+    found = yield from one(paging.statements["page"], {"tenant": tenant, **paging.values})
     return _trim(found, paging)
 
 
-def root_count(paging: Paging, tenant: str) -> Read[int]:
-    (counted,) = yield paging.statements["count"], {"tenant": tenant}
+def root_count(paging: Paging, tenant: str) -> Steps[int]:
+    (counted,) = yield from one(paging.statements["count"], {"tenant": tenant})
     return int(next(iter(counted.values())))
 
 
 def nested_pages(
     connection: Connection, paging: Paging, parents: list[str], plain: PlainReads, tenant: str
-) -> Read[dict[str, tuple[list[Row], bool]]]:
+) -> Steps[dict[str, tuple[list[Row], bool]]]:
     """Each parent's page (its rows in page order, and whether there are more), by parent id."""
     assert connection.parent is not None
     if len(parents) == 1:
-        found = yield paging.statements["one"], {"tenant": tenant, "parent": parents[0], **paging.values}
+        found = yield from one(paging.statements["one"], {"tenant": tenant, "parent": parents[0], **paging.values})
         return {parents[0]: _trim(found, paging)}
     values = {"tenant": tenant, "ids": ids_value(parents, plain.dialect.name), **paging.values}
     grouped: dict[str, list[Row]] = defaultdict(list)
-    for row in (yield paging.statements["ranked"], values):
+    for row in (yield from one(paging.statements["ranked"], values)):
         grouped[row[connection.parent]].append(row)
     return {parent: _trim(grouped.get(parent, []), paging) for parent in parents}
 
 
 def nested_counts(
     connection: Connection, paging: Paging, parents: list[str], plain: PlainReads, tenant: str
-) -> Read[dict[str, int]]:
+) -> Steps[dict[str, int]]:
     """How many rows each parent's list holds, across all pages."""
     values = {"tenant": tenant, "ids": ids_value(parents, plain.dialect.name)}
-    counted = yield paging.statements["count"], values
+    counted = yield from one(paging.statements["count"], values)
     assert connection.parent is not None
     found = {row[connection.parent]: int(list(row.values())[1]) for row in counted}
     return {parent: found.get(parent, 0) for parent in parents}

@@ -1,11 +1,13 @@
 """What graph.fastpath compiles a document into: the root field, the nodes to build per row, and
 the connections (pages) to read. Data only; compiling stays in graph/fastpath.py, running in
-graph/fastpath_read.py and graph/fastpath_pages.py."""
+graph/fastpath_read.py and graph/fastpath_pages.py. What is worked out of a node or connection
+(its columns, its nodes) is kept on it: it is only asked for once the plan is compiled."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy.sql import ColumnElement
@@ -39,7 +41,7 @@ class Node:
     typename: list[str] = field(default_factory=list)
     order: list[str] = field(default_factory=list)  # every key, in the document's order
 
-    @property
+    @cached_property
     def columns(self) -> list[str]:
         """The columns to read: no more than the document asks for."""
         wanted = ["id", *(c for _, c, _ in self.scalars), *(c for _, c, _ in self.relations)]
@@ -65,7 +67,7 @@ class Connection:
     #: compiled statements, per page shape and dialect (filled as they are first needed)
     statements: dict[tuple[Any, ...], dict[str, Compiled]] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def cursors(self) -> bool:
         """Whether the answer shows any cursor (edges' or pageInfo's)."""
         return any(
@@ -74,17 +76,17 @@ class Connection:
             for _, part, detail in self.parts
         )  # fmt: skip
 
-    @property
+    @cached_property
     def counted(self) -> bool:
         return any(part == "totalCount" for _, part, _ in self.parts)
 
-    @property
+    @cached_property
     def nodes(self) -> list[Node]:
         """What its rows are built into (``nodes``, and ``edges``' ``node``)."""
         nodes = [d for _, part, d in self.parts if part == "nodes"]
         return nodes + [n for _, part, d in self.parts if part == "edges" for _, what, n in d if what == "node"]
 
-    @property
+    @cached_property
     def columns(self) -> list[str]:
         """The columns its nodes need (and the parent's column, to group the rows by)."""
         wanted = [c for node in self.nodes for c in node.columns] or ["id"]
@@ -134,3 +136,6 @@ class Plan:
     limits: Limits | None = None
     #: the by-id root's statement, per dialect (built the first time it is needed)
     by_id: dict[str, Compiled] = field(default_factory=dict)
+    #: PostgreSQL: the statement each step of several statements is sent as, by their texts
+    #: (graph/fastpath_batch.py; built the first time a step needs it)
+    batches: dict[tuple[str, ...], Any] = field(default_factory=dict)

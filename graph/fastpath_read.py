@@ -1,6 +1,7 @@
 """Running a graph.fastpath plan: one plain read (models.db.plain), level by level — each level
 of relations, lists and connections one statement per kind or field for all the rows of the
-level above, never one per row."""
+level above, never one per row; the statements of a level are one step (graph/fastpath_batch.py),
+which PostgreSQL gets as one statement."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from sqlalchemy import and_, bindparam, select
 from sqlalchemy.sql import Select
 
 from graph import fastpath_pages as pages
+from graph.fastpath_batch import Steps, as_read, gather, one
 from graph.fastpath_plan import Arguments, Connection, Decline, Node, Paging, Plan, Row, joins
 from graph.schema import schema as full_schema
 from graph.validation import limit_errors
 from models.db.engine import Database
-from models.db.plain import Compiled, PlainReads, Read, as_entity, ids_value, in_ids
+from models.db.plain import Compiled, PlainReads, as_entity, ids_value, in_ids
 from models.entities import Subscription
 from models.ids import type_of
 from resolvers import query
@@ -44,11 +46,13 @@ async def run(plan: Plan, variables: dict[str, Any], db: Database, tenant: str) 
     plain = db.plain
     try:
         if plan.connection is not None:
-            return await plain.run(_root_list(plan, plan.connection, pagings, plain, tenant))
-        given = _given(plan.arguments, variables)
-        if given is None:
-            return None
-        return await plain.run(_root_one(plan, given["id"], pagings, plain, tenant))
+            steps = _root_list(plan, plan.connection, pagings, plain, tenant)
+        else:
+            given = _given(plan.arguments, variables)
+            if given is None:
+                return None
+            steps = _root_one(plan, given["id"], pagings, plain, tenant)
+        return await plain.run(as_read(steps, plain.dialect.name, plan.batches))
     except Decline:
         return None
 
@@ -92,15 +96,17 @@ def _paging(connection: Connection, variables: dict[str, Any], dialect: str, pla
 
 def _root_list(
     plan: Plan, connection: Connection, pagings: list[Paging], plain: PlainReads, tenant: str
-) -> Read[dict[str, Any]]:
+) -> Steps[dict[str, Any]]:
     paging = pagings[connection.index]
-    page = yield from pages.root_page(connection, paging, tenant)
-    count = (yield from pages.root_count(paging, tenant)) if connection.counted else 0
-    (result,) = yield from _assemble(connection, paging, [page], [count], pagings, plain, tenant)
+    reads: list[Steps[Any]] = [pages.root_page(connection, paging, tenant)]
+    if connection.counted:
+        reads.append(pages.root_count(paging, tenant))
+    page, *counted = yield from gather(reads)
+    (result,) = yield from _assemble(connection, paging, [page], [counted[0] if counted else 0], pagings, plain, tenant)
     return {plan.key: result}
 
 
-def _root_one(plan: Plan, id_: str, pagings: list[Paging], plain: PlainReads, tenant: str) -> Read[dict[str, Any]]:
+def _root_one(plan: Plan, id_: str, pagings: list[Paging], plain: PlainReads, tenant: str) -> Steps[dict[str, Any]]:
     """One entity by id, as ``graph.queries.fetch`` finds it: null for an id of another type, a
     missing or a soft-deleted row."""
     assert plan.node is not None
@@ -111,7 +117,7 @@ def _root_one(plan: Plan, id_: str, pagings: list[Paging], plain: PlainReads, te
         columns = tuple(dict.fromkeys([*plan.node.columns, "deleted_at"]))
         statement = _by_id_statement(plain, plan.kind, columns, one=True, joined=joins([plan.node]))
         plan.by_id[plain.dialect.name] = statement
-    found = yield statement, {"tenant": tenant, "id": id_}
+    found = yield from one(statement, {"tenant": tenant, "id": id_})
     if not found or found[0]["deleted_at"] is not None:
         return {plan.key: None}
     (item,) = yield from _build(plan.node, found, pagings, plain, tenant)
@@ -121,16 +127,14 @@ def _root_one(plan: Plan, id_: str, pagings: list[Paging], plain: PlainReads, te
 def _assemble(
     connection: Connection, paging: Paging, found: Sequence[tuple[list[Row], bool]], counts: Sequence[int],
     pagings: list[Paging], plain: PlainReads, tenant: str,
-) -> Read[list[Row]]:  # fmt: skip
+) -> Steps[list[Row]]:  # fmt: skip
     """The connection objects of pages (one per parent), their nodes built for all pages at once."""
     rows = [row for page, _ in found for row in page]
     width = len(connection.keys)
     cursors = [pages.cursor(row, width) for row in rows] if connection.cursors else []
-    built: dict[int, list[Row | None]] = {}  # id(node) → an object per row
-    for _, part, detail in connection.parts:
-        for node in [detail] if part == "nodes" else [n for _, what, n in detail] if part == "edges" else []:
-            if isinstance(node, Node) and id(node) not in built:
-                built[id(node)] = yield from _build(node, rows, pagings, plain, tenant)
+    nodes = list({id(node): node for node in connection.nodes}.values())
+    made = yield from gather([_build(node, rows, pagings, plain, tenant) for node in nodes])
+    built = {id(node): objects for node, objects in zip(nodes, made)}  # id(node) → an object per row
     results: list[Row] = []
     start = 0
     for (page, more), count in zip(found, counts):
@@ -170,9 +174,9 @@ def _assemble(
 
 def _build(
     node: Node, rows: Sequence[Row | None], pagings: list[Paging], plain: PlainReads, tenant: str
-) -> Read[list[Row | None]]:
-    """Response objects for ``rows`` (None for a missing relation), each relation, list and
-    connection read for all of them at once (a generator of statements, like the read it is part of)."""
+) -> Steps[list[Row | None]]:
+    """Response objects for ``rows`` (None for a missing relation); their relations, lists and
+    connections are read for all of them at once, side by side (``gather``: one step per level)."""
     objects: list[Row | None] = []
     for row in rows:
         if row is None:
@@ -186,63 +190,80 @@ def _build(
             item[key] = node.kind.type_name
         objects.append(item)
     live = [row for row in rows if row is not None]
-    yield from _relations(node, rows, objects, pagings, plain, tenant)
     ids = list(dict.fromkeys(row["id"] for row in live))
-    for key, column, child in node.lists:
-        found = yield from _children(child.kind, column, child.columns, ids, plain, tenant)
-        grouped: dict[str, list[Row]] = defaultdict(list)
-        for row in found:
-            grouped[row[column]].append(row)
-        flat = [child_row for row in live for child_row in grouped.get(row["id"], [])]
-        built = iter((yield from _build(child, flat, pagings, plain, tenant)))
-        for row, obj in zip(rows, objects):
-            if obj is not None and row is not None:
-                obj[key] = [next(built) for _ in grouped.get(row["id"], [])]
-    for key, child in node.current:
-        targets = yield from _current(child, rows, plain, tenant)
-        for obj, value in zip(objects, (yield from _build(child, targets, pagings, plain, tenant))):
-            if obj is not None:
-                obj[key] = value
-    for key, connection in node.pages:
-        paging = pagings[connection.index]
-        if not ids:
-            continue
-        found_pages = yield from pages.nested_pages(connection, paging, ids, plain, tenant)
-        counts = (yield from pages.nested_counts(connection, paging, ids, plain, tenant)) if connection.counted else {}
-        made = yield from _assemble(
-            connection, paging, [found_pages[i] for i in ids], [counts.get(i, 0) for i in ids], pagings, plain, tenant
-        )
-        by_parent = dict(zip(ids, made))
-        for row, obj in zip(rows, objects):
-            if obj is not None and row is not None:
-                obj[key] = by_parent[row["id"]]
+    parts: list[Steps[None]] = [_relations(node, rows, objects, pagings, plain, tenant)] if node.relations else []
+    parts += [_list(key, column, child, rows, objects, pagings, plain, tenant) for key, column, child in node.lists]
+    parts += [_current(key, child, rows, objects, pagings, plain, tenant) for key, child in node.current]
+    if ids:
+        parts += [_page(key, connection, rows, objects, ids, pagings, plain, tenant) for key, connection in node.pages]
+    if parts:
+        yield from gather(parts)
     return objects
+
+
+def _list(
+    key: str, column: str, child: Node, rows: Sequence[Row | None], objects: list[Row | None], pagings: list[Paging],
+    plain: PlainReads, tenant: str,
+) -> Steps[None]:  # fmt: skip
+    """``key`` of each object: the live ``child`` rows whose ``column`` holds its row's id."""
+    live = [row for row in rows if row is not None]
+    ids = list(dict.fromkeys(row["id"] for row in live))
+    found = yield from _children(child.kind, column, child.columns, ids, plain, tenant)
+    grouped: dict[str, list[Row]] = defaultdict(list)
+    for found_row in found:
+        grouped[found_row[column]].append(found_row)
+    flat = [child_row for row in live for child_row in grouped.get(row["id"], [])]
+    built = iter((yield from _build(child, flat, pagings, plain, tenant)))
+    for parent, obj in zip(rows, objects):
+        if obj is not None and parent is not None:
+            obj[key] = [next(built) for _ in grouped.get(parent["id"], [])]
+
+
+def _page(
+    key: str, connection: Connection, rows: Sequence[Row | None], objects: list[Row | None], ids: list[str],
+    pagings: list[Paging], plain: PlainReads, tenant: str,
+) -> Steps[None]:  # fmt: skip
+    """``key`` of each object: its page of ``connection`` (pages and totals read side by side)."""
+    paging = pagings[connection.index]
+    reads: list[Steps[Any]] = [pages.nested_pages(connection, paging, ids, plain, tenant)]
+    if connection.counted:
+        reads.append(pages.nested_counts(connection, paging, ids, plain, tenant))
+    found, *counted = yield from gather(reads)
+    counts = counted[0] if counted else {}
+    made = yield from _assemble(
+        connection, paging, [found[i] for i in ids], [counts.get(i, 0) for i in ids], pagings, plain, tenant
+    )
+    by_parent = dict(zip(ids, made))
+    for row, obj in zip(rows, objects):
+        if obj is not None and row is not None:
+            obj[key] = by_parent[row["id"]]
 
 
 def _relations(
     node: Node, rows: Sequence[Row | None], objects: list[Row | None], pagings: list[Paging], plain: PlainReads,
     tenant: str,
-) -> Read[None]:  # fmt: skip
+) -> Steps[None]:  # fmt: skip
     """The to-one relations: read with the rows (``fastpath_pages.with_relations``), else batched
     per kind (soft-deleted targets too, as ``Loaders.by_id``)."""
-    joined = {column: pages.relation_rows(rows, column, child.columns) for _, column, child in node.relations}
+    # per relation, not per column: two fields on one column (aliased) may select other columns
+    joined = [pages.relation_rows(rows, column, child.columns) for _, column, child in node.relations]
     by_kind: dict[Any, tuple[set[str], dict[str, None]]] = {}
-    for _, column, child in node.relations:
-        if joined[column] is not None:
+    for (_, column, child), targets in zip(node.relations, joined):
+        if targets is not None:
             continue
         ids, columns = by_kind.setdefault(child.kind, (set(), {}))
         ids.update(ref for row in rows if row is not None and (ref := row[column]) is not None)
         columns.update(dict.fromkeys(child.columns))
-    fetched: dict[Any, dict[str, Row]] = {}
-    for kind, (ids, columns) in by_kind.items():
-        if not ids:
-            fetched[kind] = {}
-            continue
-        statement = _by_id_statement(plain, kind, tuple(columns))
-        found = yield statement, {"tenant": tenant, "ids": ids_value(ids, plain.dialect.name)}
-        fetched[kind] = {row["id"]: row for row in found}
-    for key, column, child in node.relations:
-        targets = joined[column]
+    wanted = [(kind, ids, columns) for kind, (ids, columns) in by_kind.items() if ids]
+    reads = [
+        one(_by_id_statement(plain, kind, tuple(columns)), {"tenant": tenant, "ids": ids_value(ids, plain.dialect.name)})
+        for kind, ids, columns in wanted
+    ]  # fmt: skip
+    found = (yield from gather(reads)) if reads else []
+    fetched: dict[Any, dict[str, Row]] = {kind: {} for kind in by_kind}
+    fetched.update({kind: {row["id"]: row for row in rows_} for (kind, _, _), rows_ in zip(wanted, found)})
+    builds = []
+    for (_, column, child), targets in zip(node.relations, joined):
         if targets is None:
             targets = [
                 None if row is None or row[column] is None else fetched[child.kind].get(row[column]) for row in rows
@@ -251,13 +272,19 @@ def _relations(
             row is not None and target is None for row, target in zip(rows, targets)
         ):
             raise Decline  # a required relation to a row that is not there: the full path's error
-        for obj, value in zip(objects, (yield from _build(child, targets, pagings, plain, tenant))):
+        builds.append(_build(child, targets, pagings, plain, tenant))
+    made = yield from gather(builds)
+    for (key, _, _), values in zip(node.relations, made):
+        for obj, value in zip(objects, values):
             if obj is not None:
                 obj[key] = value
 
 
-def _current(child: Node, rows: Sequence[Row | None], plain: PlainReads, tenant: str) -> Read[list[Row | None]]:
-    """Each row's organization's current subscription (``Loaders.current_subscription``)."""
+def _current(
+    key: str, child: Node, rows: Sequence[Row | None], objects: list[Row | None], pagings: list[Paging],
+    plain: PlainReads, tenant: str,
+) -> Steps[None]:  # fmt: skip
+    """``key`` of each object: its organization's current subscription (``Loaders.current_subscription``)."""
     organizations = list(dict.fromkeys(r["organization_id"] for r in rows if r is not None and r["organization_id"]))
     columns = [*child.columns, "organization_id", "status", "started_at"]
     found = yield from _children(Subscription, "organization_id", columns, organizations, plain, tenant)
@@ -269,12 +296,15 @@ def _current(child: Node, rows: Sequence[Row | None], plain: PlainReads, tenant:
         by_id = {row["id"]: row for row in candidates}
         picked = pick_current_subscription([as_entity(Subscription, row) for row in candidates])
         current[organization] = None if picked is None else by_id[picked.id]
-    return [None if row is None else current.get(row["organization_id"]) for row in rows]
+    targets = [None if row is None else current.get(row["organization_id"]) for row in rows]
+    for obj, value in zip(objects, (yield from _build(child, targets, pagings, plain, tenant))):
+        if obj is not None:
+            obj[key] = value
 
 
 def _children(
     kind: Any, column: str, columns: Sequence[str], parents: list[str], plain: PlainReads, tenant: str
-) -> Read[list[Row]]:
+) -> Steps[list[Row]]:
     """The live ``kind`` rows whose ``column`` is one of ``parents``, oldest first (``Loaders.many_by``)."""
     if not parents:
         return []
@@ -290,7 +320,7 @@ def _children(
         )  # fmt: skip
 
     statement = plain.compiled(("fastpath children", kind, column, wanted), build)
-    found: list[Row] = yield statement, {"tenant": tenant, "ids": ids_value(parents, plain.dialect.name)}
+    found: list[Row] = yield from one(statement, {"tenant": tenant, "ids": ids_value(parents, plain.dialect.name)})
     return found
 
 

@@ -150,7 +150,7 @@ def node_selection(
     if depth < 2 and nested and (nested_at_least or draw(st.booleans())):
         for name in draw(st.lists(st.sampled_from(nested), min_size=1, max_size=2, unique=True)):
             child = CONNECTIONS[type_name, name]
-            arguments = draw(page_arguments(child, pool, variables, nested=name))
+            arguments = draw(page_arguments(child, pool, variables))
             inner = draw(connection_selection(child, pool, variables, depth + 1))
             items.append(f"{draw(alias(name))}{name}{arguments} {{ {inner} }}")
     listed = sorted(name for (parent, name) in LISTED if parent == type_name)
@@ -188,23 +188,19 @@ def connection_selection(
 
 
 @st.composite
-def page_arguments(draw, type_name: str, pool: Pool, variables: Variables, nested: str | None = None) -> str:
+def page_arguments(draw, type_name: str, pool: Pool, variables: Variables) -> str:
     """``(first: 3, after: $after0 …)`` for a connection of ``type_name`` (or "")."""
     arguments: dict[str, object] = {}
-    # refused arguments only at the root: a refused nested connection fails one field of many
-    # rows, and the full path may then fail the whole request with a 500 (graphql-core cancels
-    # the other rows' resolvers, which cancels the DataLoader futures they share with the rest)
-    refuse = nested is None
     size = draw(st.one_of(st.none(), st.integers(0, 8)))
-    if refuse and draw(rarely(20)):  # out of bounds: refused
+    if draw(rarely(20)):  # out of bounds: refused (at the root, or in one field of every parent)
         size = draw(st.sampled_from([-1, 101, 500]))
     if size is not None:
         arguments[draw(st.sampled_from(["first", "first", "last"]))] = size
-    if refuse and draw(rarely(30)):  # both: refused
+    if draw(rarely(30)):  # both: refused
         arguments["first"], arguments["last"] = 2, 2
     for name in ("after", "before"):
         if draw(rarely(3)):
-            garbage = refuse and draw(rarely(20))  # not a cursor: refused
+            garbage = draw(rarely(20))  # not a cursor: refused
             arguments[name] = "bm90IGEgY3Vyc29y" if garbage else draw(st.sampled_from(pool.cursors[type_name]))
     if type_name != "Event" and draw(st.booleans()):
         arguments["includeDeleted"] = draw(st.booleans())
