@@ -11,7 +11,6 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import UniqueConstraint, select
 from sqlalchemy.exc import IntegrityError
 
 from models.base import Entity, TableClass
@@ -24,6 +23,7 @@ from models.lifecycle import LIFECYCLES, event_type
 from models.types import utcnow
 from resolvers.errors import BadInput, InvalidTransition, NotFound, VersionConflict
 from resolvers.hooks import Change, Hooks
+from resolvers.unit_link import Link, open_link
 from resolvers.unit_sql import (
     MAX_PARAMETERS,
     closing,
@@ -34,6 +34,7 @@ from resolvers.unit_sql import (
     find_all_statement,
     reserve_statement,
     statements,
+    unique_checks,
 )
 from resolvers.validate import clean, references
 from resolvers.work import E
@@ -74,11 +75,9 @@ class UnitOfWork:
         self._held_rows: dict[str, dict[str, Any]] = {}
 
     async def __aenter__(self) -> UnitOfWork:
-        self._writing = self.db.writing()
-        self.session = await self._writing.__aenter__()
-        # the session's connection, in its transaction: statements run on it skip the ORM
-        # session's bookkeeping (a unit never puts an entity in the session)
-        self._connection = await self.session.connection()
+        #: the unit's way to its database: straight on the driver (PostgreSQL), or a session's
+        #: connection (SQLite); see resolvers/unit_link.py
+        self._link: Link = await open_link(self.db)
         return self
 
     async def __aexit__(
@@ -88,18 +87,18 @@ class UnitOfWork:
             if exc_type is None:
                 await self._commit()
         except IntegrityError as error:
-            await self.session.rollback()
+            await self._link.rollback()
             raise BadInput(CONFLICT) from error
         except BaseException:
-            await self.session.rollback()
+            await self._link.rollback()
             raise
         else:
             if exc_type is not None:
-                await self.session.rollback()
+                await self._link.rollback()
                 if isinstance(exc, IntegrityError):  # a unique value taken by a concurrent writer
                     raise BadInput(CONFLICT) from exc
         finally:
-            await self._writing.__aexit__(exc_type, exc, tb)
+            await self._link.close(exc_type, exc, tb)
         if exc_type is None and self.events and self.publish is not None:
             last = self.events[-1].seq
             assert last is not None  # numbered at commit
@@ -120,22 +119,24 @@ class UnitOfWork:
         the last one the transaction takes and is held only until commit, so numbers follow
         commit order and no two writers can deadlock over it. On PostgreSQL the rows held back,
         the counter and the events go in one statement (``resolvers.unit_sql.closing``), which
-        still takes the counter's lock last.
+        still takes the counter's lock last — and, when the unit wrote nothing before it, runs
+        alone and commits as it ends (``models.db.writes``).
         """
         count = len(self.events)
         if count and self.db.dialect == "postgresql" and closing_parameters(self._held_back, count) <= MAX_PARAMETERS:
             rows = [{name: getattr(event, name) for name in columns(Event)} for event in self.events]
             shape, values = closing_values(self._held_back, rows, self.tenant)
             self._held_back, self._held_rows = [], {}
-            self._number(max((await self._connection.execute(closing(shape, count), values)).scalars()))
-        elif count:
+            self._number(max(await self._link.last(closing(shape, count), values, events=count)))
+            return
+        if count:
             self._number(await self._reserve_seq(count))  # sends the rows held back first
             # events are written once and never changed: a plain INSERT, not ORM bookkeeping
             rows = [{name: getattr(event, name) for name in columns(Event)} for event in self.events]
-            await self._connection.execute(statements(Event).insert, rows)
+            await self._link.write(statements(Event).insert, rows, events=count)
         else:
             await self._flush()
-        await self.session.commit()
+        await self._link.commit()
 
     def _number(self, last: int) -> None:
         """Number this unit's events up to ``last``, in the order they happened."""
@@ -157,10 +158,10 @@ class UnitOfWork:
             raise NotFound(f"No {kind.type_name} with id {id_!r}", id=id_)
         table = statements(kind)
         query = table.lock if lock else table.read
-        row = (await self._execute(query, {"id": id_, "tenant": self.tenant})).first()
-        if row is None:
+        found = await self._rows(query, {"id": id_, "tenant": self.tenant}, writes=lock)
+        if not found:
             raise NotFound(f"No {kind.type_name} with id {id_!r}", id=id_)
-        entity = as_entity(kind, row._asdict())
+        entity = as_entity(kind, found[0])
         if lock:
             self._held[id_] = entity
             self._read.pop(id_, None)
@@ -179,13 +180,15 @@ class UnitOfWork:
     async def claim(self, kind: type[E], statement: Any) -> list[Any]:
         """Run a conditional ``UPDATE … RETURNING`` on ``kind``'s table in this transaction: the
         rows this unit won (a concurrent unit that ran it first got the others)."""
-        return list((await self._execute(statement)).all())
+        if self._held_back:
+            await self._flush()
+        return await self._link.claim(statement)
 
     async def find_all(self, kind: type[E], **equal: Any) -> list[E]:
         """The live entities of this tenant whose columns equal ``equal``, oldest first."""
         query = find_all_statement(kind, tuple(equal))
         parameters = {"tenant": self.tenant} | {f"eq_{k}": v for k, v in equal.items()}
-        found = [as_entity(kind, row._asdict()) for row in await self._execute(query, parameters)]
+        found = [as_entity(kind, row) for row in await self._rows(query, parameters)]
         for entity in found:  # live in this tenant: a reference to one needs no second look
             self._live.add(entity.id)
             if entity.id not in self._held:
@@ -197,28 +200,18 @@ class UnitOfWork:
             ref = values.get(column)
             if ref is None or (ref in self._live and type_of(ref) == target.type_name):
                 continue
-            found = (await self._execute(statements(target).exists, {"id": ref, "tenant": self.tenant})).scalar()
-            if found is None:
+            if not await self._rows(statements(target).exists, {"id": ref, "tenant": self.tenant}):
                 field = api_name(kind, column)
                 raise NotFound(f"No {target.type_name} with id {ref!r} for {field}", field=field, id=ref)
             self._live.add(ref)
 
     async def _check_unique(self, kind: type[Entity], values: dict[str, Any], own_id: str) -> None:
-        table = kind.__table__
-        for constraint in table.constraints:
-            if not isinstance(constraint, UniqueConstraint):
-                continue
-            (column,) = [c for c in constraint.columns if c.name != "tenant"]
-            value = values.get(column.name)
+        for name, statement in unique_checks(kind):
+            value = values.get(name)
             if value is None:
                 continue
-            taken = (
-                await self._execute(
-                    select(table.c.id).where(table.c.tenant == self.tenant, column == value, table.c.id != own_id)
-                )
-            ).scalar()
-            if taken is not None:
-                field = api_name(kind, column.name)
+            if await self._rows(statement, {"tenant": self.tenant, "value": value, "own_id": own_id}):
+                field = api_name(kind, name)
                 raise BadInput(f"Another {kind.type_name.lower()} already has {field} {value!r}", field=field)
 
     # --- the verbs ------------------------------------------------------------------------------
@@ -338,16 +331,16 @@ class UnitOfWork:
         held, self._held_back, self._held_rows = self._held_back, [], {}
         try:
             for op, kind, rows in held:
-                statement = statements(kind).insert if op == "insert" else statements(kind).update
-                await self._connection.execute(statement, rows if len(rows) > 1 else rows[0])
+                await self._link.write(statements(kind).insert if op == "insert" else statements(kind).update, rows)
         except IntegrityError as error:
             raise BadInput(CONFLICT) from error
 
-    async def _execute(self, statement: Any, parameters: dict[str, Any] | None = None) -> Any:
-        """Run a statement in this unit's transaction, once the rows held back are sent."""
+    async def _rows(self, statement: Any, parameters: dict[str, Any], *, writes: bool = False) -> list[dict[str, Any]]:
+        """Run a statement in this unit's transaction, once the rows held back are sent;
+        ``writes``: it writes or locks (a read before the unit's first write runs outside it)."""
         if self._held_back:
             await self._flush()
-        return await self._connection.execute(statement, parameters)
+        return await self._link.rows(statement, parameters, writes=writes)
 
     # --- the event log --------------------------------------------------------------------------
 
@@ -365,7 +358,8 @@ class UnitOfWork:
     async def _reserve_seq(self, count: int) -> int:
         """Advance the tenant's counter by ``count``; the new last sequence number."""
         statement = reserve_statement(self.db.dialect)
-        last: int = (await self._execute(statement, {"tenant": self.tenant, "count": count})).scalar_one()
+        (row,) = await self._rows(statement, {"tenant": self.tenant, "count": count}, writes=True)
+        last: int = row["last_seq"]
         return last
 
     async def _after(self, change: Change) -> None:

@@ -17,7 +17,7 @@ from functools import cache, lru_cache, partial
 from typing import Any
 
 from pydantic_core import PydanticUndefined
-from sqlalchemy import BigInteger, bindparam, insert, select, text, update
+from sqlalchemy import BigInteger, UniqueConstraint, bindparam, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import TextClause
 
@@ -63,6 +63,24 @@ def find_all_statement(kind: type[Entity], columns: tuple[str, ...]) -> Any:
         .where(table.c.tenant == bindparam("tenant"), table.c.deleted_at.is_(None), *equal)
         .order_by(table.c.created_at, table.c.id)
     )
+
+
+@cache
+def unique_checks(kind: type[Entity]) -> tuple[tuple[str, Any], ...]:
+    """(column, statement) for each column unique per tenant: the statement finds another live or
+    deleted entity of ``:tenant`` holding ``:value`` there, other than ``:own_id``."""
+    table = kind.__table__
+    checks = []
+    for constraint in table.constraints:
+        if isinstance(constraint, UniqueConstraint):
+            (column,) = [c for c in constraint.columns if c.name != "tenant"]
+            taken = (
+                table.c.tenant == bindparam("tenant"),
+                column == bindparam("value"),
+                table.c.id != bindparam("own_id"),
+            )
+            checks.append((column.name, select(table.c.id).where(*taken)))
+    return tuple(checks)
 
 
 @cache

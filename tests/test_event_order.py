@@ -16,16 +16,16 @@ ROUNDS = 3
 class LingeringUnit(UnitOfWork):
     """A unit of work that sleeps after its events are written, before its commit."""
 
-    async def _commit(self) -> None:
-        commit = self.session.commit
+    async def __aenter__(self) -> "LingeringUnit":
+        await super().__aenter__()
+        commit = self._link.commit
 
         async def linger_then_commit() -> None:
-            await self.session.flush()
             await asyncio.sleep(random.uniform(0, 0.03))
             await commit()
 
-        self.session.commit = linger_then_commit
-        await super()._commit()
+        self._link.commit = linger_then_commit  # type: ignore[method-assign]
+        return self
 
 
 def test_a_reader_never_skips_an_event(server):

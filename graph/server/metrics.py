@@ -40,6 +40,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from models.db.writes import watchers
 from models.event import Event
 from resolvers.unit_sql import EVENTS_INSERTED
 
@@ -184,6 +185,7 @@ def count_committed_events(engine: Engine) -> None:
     if engine in _COUNTED:
         return
     _COUNTED.add(engine)
+    watchers(engine).committed.append(events_committed)  # PostgreSQL's units, past the engine (models/db/writes.py)
     sa_event.listen(engine, "after_execute", executed)
     sa_event.listen(engine, "commit", committed)
     sa_event.listen(engine, "rollback", rolled_back)

@@ -12,6 +12,8 @@ and become events on the span that asked for them.
 from __future__ import annotations
 
 from collections.abc import Generator
+from contextlib import AbstractContextManager
+from functools import partial
 from typing import Any
 
 from opentelemetry import trace
@@ -22,6 +24,7 @@ from strawberry.extensions import LifecycleStep
 from strawberry.extensions.tracing import OpenTelemetryExtension
 
 from models.db.engine import Database
+from models.db.writes import watchers
 
 
 class OperationSpans(OpenTelemetryExtension):
@@ -69,6 +72,15 @@ def trace_sql(db: Database, provider: TracerProvider) -> None:
     usage = NoOpMeterProvider().get_meter("support_graph.sql").create_up_down_counter("db.client.connections.usage")
     EngineTracer(tracer, db.engine.sync_engine, usage)
     db.plain.listeners.append(_plain_read)
+    watchers(db.engine.sync_engine).statements.append(partial(_direct_write, tracer, db.engine.url.database))
+
+
+def _direct_write(tracer: trace.Tracer, database: str | None, sql: str) -> AbstractContextManager[Any]:
+    """The span of a statement a unit of work runs straight on the driver (models/db/writes.py),
+    named and described as the SQLAlchemy instrumentation's are."""
+    attributes = {"db.system": "postgresql", "db.statement": sql, "db.name": database or ""}
+    name = f"{sql.split(None, 1)[0]} {database}" if database else sql.split(None, 1)[0]
+    return tracer.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=attributes)
 
 
 def _plain_read(sql: str) -> None:
