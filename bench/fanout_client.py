@@ -8,7 +8,7 @@ is written by hand, server frames (never masked) are cut out of the byte stream,
 decoding). Every chunk read from a socket is stamped once with ``time.time()``. Pings (WebSocket
 and graphql-transport-ws) are answered; a close frame, ``error`` or ``complete`` ends the
 subscriber. Driven over a pipe with the same commands as ``bench.live_fanout``'s own client
-process (``open``, ``reset``, ``wait``, ``collect``, ``close``).
+process (bench/fanout_commands.py).
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import gc
 import json
 import os
 import time
 from typing import Any
+
+from bench.fanout_commands import Client, serve
 
 NEXT = {"graphql-transport-ws": ("subscribe", b'"type":"next"'), "graphql-ws": ("start", b'"type":"data"')}
 _TARGET = b'"target":"'
@@ -42,20 +43,40 @@ def _masked(opcode: int, payload: bytes) -> bytes:
     return header + key + body
 
 
-class _State:
-    def __init__(self) -> None:
-        self.connections: list[_Subscriber] = []
-        self.records: list[tuple[float, bytes]] = []
-        self.errors: list[str] = []
-        self.total = 0
-        self.goal = 0
-        self.reached = asyncio.Event()
+class _Lean(Client):
+    """Bare protocols on uvloop; a record's target is the bytes found in the message."""
+
+    async def open(self, url: str, protocol: str, deflate: bool, gate: asyncio.Semaphore) -> None:
+        if deflate:
+            raise ValueError("the lean client does not offer permessage-deflate (use --client websockets)")
+        hostport, _, path = url.removeprefix("ws://").partition("/")
+        host, _, port = hostport.partition(":")
+        loop = asyncio.get_running_loop()
+        async with gate:
+            _, subscriber = await loop.create_connection(
+                lambda: _Subscriber(self, hostport, "/" + path, protocol), host, int(port)
+            )
+            await asyncio.wait_for(subscriber.opened, 30)
+            subscriber.send_json({"type": "connection_init", "payload": {}})
+            await asyncio.wait_for(subscriber.acked, 30)
+            subscriber.send_json({"id": "1", "type": NEXT[protocol][0], "payload": {"query": _QUERY}})
+        self.subscribers.append(subscriber)
+
+    def target(self, recorded: Any) -> str:
+        return recorded.decode()
+
+    async def close(self) -> None:
+        for subscriber in self.subscribers:
+            assert isinstance(subscriber, _Subscriber)
+            if subscriber.transport is not None:
+                subscriber._send(8, (1000).to_bytes(2, "big"))
+                subscriber.transport.close()
 
 
 class _Subscriber(asyncio.Protocol):
     """One WebSocket, one subscription."""
 
-    def __init__(self, state: _State, host: str, path: str, protocol: str) -> None:
+    def __init__(self, state: _Lean, host: str, path: str, protocol: str) -> None:
         self.state, self.host, self.path, self.protocol = state, host, path, protocol
         self.next_marker = NEXT[protocol][1]
         self.transport: asyncio.Transport | None = None
@@ -139,11 +160,7 @@ class _Subscriber(asyncio.Protocol):
             target = message[at + 10 : message.index(b'"', at + 10)] if at >= 0 else b"?"
             if b'"errors"' in message and len(state.errors) < 20:
                 state.errors.append(message[:300].decode(errors="replace"))
-            state.records.append((received, target))
-            self.count += 1
-            state.total += 1
-            if state.total >= state.goal:
-                state.reached.set()
+            state.received(self, received, target)
         elif b'"type":"connection_ack"' in message:
             if not self.acked.done():
                 self.acked.set_result(None)
@@ -160,71 +177,7 @@ class _Subscriber(asyncio.Protocol):
         self._send(1, json.dumps(message).encode())
 
 
-async def _open_one(state: _State, url: str, protocol: str, gate: asyncio.Semaphore) -> None:
-    address = url.removeprefix("ws://")
-    hostport, _, path = address.partition("/")
-    host, _, port = hostport.partition(":")
-    loop = asyncio.get_running_loop()
-    async with gate:
-        _, subscriber = await loop.create_connection(
-            lambda: _Subscriber(state, hostport, "/" + path, protocol), host, int(port)
-        )
-        await asyncio.wait_for(subscriber.opened, 30)
-        subscriber.send_json({"type": "connection_init", "payload": {}})
-        await asyncio.wait_for(subscriber.acked, 30)
-        subscriber.send_json({"id": "1", "type": NEXT[protocol][0], "payload": {"query": _QUERY}})
-    state.connections.append(subscriber)
-
-
 _QUERY = "subscription { events { id type sequence target } }"
-
-
-async def _client(conn: Any) -> None:
-    state = _State()
-    loop = asyncio.get_running_loop()
-    while True:
-        command, *args = await loop.run_in_executor(None, conn.recv)
-        if command == "open":
-            url, count, protocol, deflate, concurrency = args
-            if deflate:
-                raise SystemExit("the lean client does not offer permessage-deflate (use --client websockets)")
-            gate = asyncio.Semaphore(concurrency)
-            started = time.monotonic()
-            results = await asyncio.gather(
-                *(_open_one(state, url, protocol, gate) for _ in range(count)), return_exceptions=True
-            )
-            failures = [repr(r)[:200] for r in results if isinstance(r, BaseException)]
-            gc.collect()
-            gc.freeze()
-            conn.send((len(state.connections), failures[:5], time.monotonic() - started, ["none"]))
-        elif command == "reset":
-            (per_subscriber,) = args
-            state.records.clear()
-            state.errors.clear()
-            for subscriber in state.connections:
-                subscriber.count = 0
-            state.total = 0
-            state.goal = per_subscriber * len(state.connections)
-            state.reached = asyncio.Event()
-            if state.goal == 0:
-                state.reached.set()
-            conn.send(True)
-        elif command == "wait":
-            (timeout,) = args
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(state.reached.wait(), timeout)
-            live = [s for s in state.connections if s.ended is None]
-            ended = [s.ended for s in state.connections if s.ended is not None]
-            conn.send((state.total, min((s.count for s in live), default=0), len(ended), ended[:3], state.errors[:3]))
-        elif command == "collect":
-            conn.send([(received, target.decode()) for received, target in state.records])
-        elif command == "close":
-            for subscriber in state.connections:
-                if subscriber.transport is not None:
-                    subscriber._send(8, (1000).to_bytes(2, "big"))
-                    subscriber.transport.close()
-            conn.send(True)
-            return
 
 
 def client_main(conn: Any) -> None:
@@ -232,4 +185,4 @@ def client_main(conn: Any) -> None:
     import uvloop
 
     with contextlib.suppress(KeyboardInterrupt):
-        uvloop.run(_client(conn))
+        uvloop.run(serve(conn, _Lean()))

@@ -48,7 +48,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import json
 import math
 import multiprocessing
@@ -68,6 +67,8 @@ from pathlib import Path
 
 import httpx
 import psutil
+
+from bench.fanout_commands import Client, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -90,120 +91,74 @@ class _Subscriber:
         self.ended: str | None = None
 
 
-class _ClientState:
+class _Websockets(Client):
+    """Subscribers on the ``websockets`` library; a record's target is the event's, decoded."""
+
     def __init__(self) -> None:
-        self.subscribers: list[_Subscriber] = []
+        super().__init__()
         self.sockets: list = []
         self.tasks: list[asyncio.Task] = []
-        self.records: list[tuple[float, str]] = []
-        self.errors: list[str] = []
-        self.total = 0
-        self.goal = 0
-        self.reached = asyncio.Event()
-        self.extensions: set[str] = set()
+        self.negotiated: set[str] = set()
 
+    async def open(self, url: str, protocol: str, deflate: bool, gate: asyncio.Semaphore) -> None:
+        from websockets.asyncio.client import connect
 
-async def _read(state: _ClientState, ws, subscriber: _Subscriber, next_type: str) -> None:
-    from websockets.exceptions import ConnectionClosed
+        subscribe_type, next_type = NEXT[protocol]
+        async with gate:
+            ws = await connect(
+                url, subprotocols=[protocol], compression="deflate" if deflate else None, proxy=None,
+                ping_interval=None, open_timeout=30, close_timeout=5, max_size=2**20,
+            )  # fmt: skip
+            self.sockets.append(ws)
+            self.negotiated.add(ws.response.headers.get("Sec-WebSocket-Extensions", "") or "none")
+            await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+            ack = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            if ack.get("type") != "connection_ack":
+                raise RuntimeError(f"no connection_ack: {ack}")
+            await ws.send(json.dumps({"id": "1", "type": subscribe_type, "payload": {"query": QUERY}}))
+        subscriber = _Subscriber()
+        self.subscribers.append(subscriber)
+        self.tasks.append(asyncio.create_task(self._read(ws, subscriber, next_type)))
 
-    records, now, loads = state.records, time.time, json.loads
-    try:
-        async for raw in ws:
-            received = now()
-            message = loads(raw)
-            kind = message.get("type")
-            if kind == next_type:
-                payload = message.get("payload") or {}
-                if payload.get("errors") and len(state.errors) < 20:
-                    state.errors.append(json.dumps(payload["errors"])[:300])
-                event = (payload.get("data") or {}).get("events")
-                records.append((received, event["target"] if event else "?"))
-                subscriber.count += 1
-                state.total += 1
-                if state.total >= state.goal:
-                    state.reached.set()
-            elif kind == "ping":
-                await ws.send('{"type":"pong"}')
-            elif kind in ("error", "complete", "connection_error"):
-                subscriber.ended = f"{kind}: {str(message.get('payload'))[:200]}"
-                return
-        subscriber.ended = "closed by the server"
-    except ConnectionClosed as closed:
-        subscriber.ended = f"closed: {closed}"
+    async def _read(self, ws, subscriber: _Subscriber, next_type: str) -> None:
+        from websockets.exceptions import ConnectionClosed
 
+        now, loads = time.time, json.loads
+        try:
+            async for raw in ws:
+                received = now()
+                message = loads(raw)
+                kind = message.get("type")
+                if kind == next_type:
+                    payload = message.get("payload") or {}
+                    if payload.get("errors") and len(self.errors) < 20:
+                        self.errors.append(json.dumps(payload["errors"])[:300])
+                    event = (payload.get("data") or {}).get("events")
+                    self.received(subscriber, received, event["target"] if event else "?")
+                elif kind == "ping":
+                    await ws.send('{"type":"pong"}')
+                elif kind in ("error", "complete", "connection_error"):
+                    subscriber.ended = f"{kind}: {str(message.get('payload'))[:200]}"
+                    return
+            subscriber.ended = "closed by the server"
+        except ConnectionClosed as closed:
+            subscriber.ended = f"closed: {closed}"
 
-async def _open_one(state: _ClientState, url: str, protocol: str, deflate: bool, gate: asyncio.Semaphore) -> None:
-    from websockets.asyncio.client import connect
+    def extensions(self) -> list[str]:
+        return sorted(self.negotiated)
 
-    subscribe_type, next_type = NEXT[protocol]
-    async with gate:
-        ws = await connect(
-            url, subprotocols=[protocol], compression="deflate" if deflate else None, proxy=None,
-            ping_interval=None, open_timeout=30, close_timeout=5, max_size=2**20,
-        )  # fmt: skip
-        state.sockets.append(ws)
-        state.extensions.add(ws.response.headers.get("Sec-WebSocket-Extensions", "") or "none")
-        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
-        ack = json.loads(await asyncio.wait_for(ws.recv(), 30))
-        if ack.get("type") != "connection_ack":
-            raise RuntimeError(f"no connection_ack: {ack}")
-        await ws.send(json.dumps({"id": "1", "type": subscribe_type, "payload": {"query": QUERY}}))
-    subscriber = _Subscriber()
-    state.subscribers.append(subscriber)
-    state.tasks.append(asyncio.create_task(_read(state, ws, subscriber, next_type)))
-
-
-async def _client(conn) -> None:
-    state = _ClientState()
-    loop = asyncio.get_running_loop()
-    while True:
-        command, *args = await loop.run_in_executor(None, conn.recv)
-        if command == "open":
-            url, count, protocol, deflate, concurrency = args
-            gate = asyncio.Semaphore(concurrency)
-            started = time.monotonic()
-            results = await asyncio.gather(
-                *(_open_one(state, url, protocol, deflate, gate) for _ in range(count)), return_exceptions=True
-            )
-            failures = [repr(r)[:200] for r in results if isinstance(r, BaseException)]
-            gc.collect()
-            gc.freeze()  # the connections are long-lived: keep the collector off them while measuring
-            conn.send((len(state.subscribers), failures[:5], time.monotonic() - started, sorted(state.extensions)))
-        elif command == "reset":
-            (per_subscriber,) = args
-            state.records.clear()  # in place: the readers hold this list
-            state.errors.clear()
-            for subscriber in state.subscribers:
-                subscriber.count = 0
-            state.total = 0
-            state.goal = per_subscriber * len(state.subscribers)
-            state.reached = asyncio.Event()
-            if state.goal == 0:
-                state.reached.set()
-            conn.send(True)
-        elif command == "wait":
-            (timeout,) = args
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(state.reached.wait(), timeout)
-            live = [s for s in state.subscribers if s.ended is None]
-            ended = [s.ended for s in state.subscribers if s.ended is not None]
-            conn.send((state.total, min((s.count for s in live), default=0), len(ended), ended[:3], state.errors[:3]))
-        elif command == "collect":
-            conn.send(state.records)
-        elif command == "close":
-            for task in state.tasks:
-                task.cancel()
-            with contextlib.suppress(Exception):
-                closing = asyncio.gather(*(ws.close() for ws in state.sockets), return_exceptions=True)
-                await asyncio.wait_for(closing, 10)
-            conn.send(True)
-            return
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            closing = asyncio.gather(*(ws.close() for ws in self.sockets), return_exceptions=True)
+            await asyncio.wait_for(closing, 10)
 
 
 def client_main(conn) -> None:
-    """Entry point of one client process."""
+    """Entry point of one client process (the ``websockets`` library)."""
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_client(conn))
+        asyncio.run(serve(conn, _Websockets()))
 
 
 class Clients:
@@ -478,9 +433,9 @@ class Profiler:
 #: Stages of a delivery, by a function on the stack (first match from the innermost frame wins).
 STAGES = (
     ("permessage-deflate (websockets)", "PerMessageDeflate."),
-    ("direct socket writes (graph/server/ws_direct.py: transport.write)", "Sink.flush "),
-    ("direct socket writes (graph/server/ws_direct.py: transport.write)", "Sink.write "),
-    ("direct writes: checks, framing, queueing (ws_direct)", "Sink."),
+    ("direct socket writes (graph/server/ws_direct.py: Sink.send)", "Sink.send "),
+    ("direct writes: checks, framing, turns (ws_direct, fanout_turn)", "Sink."),
+    ("direct writes: checks, framing, turns (ws_direct, fanout_turn)", "Turn."),
     ("uvicorn WebSocket send (framing + socket write)", "WebSocketsSansIOProtocol.send "),
     ("Strawberry/Starlette per-subscriber send", "_send_result_stream "),
     ("shared execution: resolve + encode + broadcast", "_SharedExecution._run "),

@@ -37,6 +37,7 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from graph.server import ws_direct
+from graph.server.fanout_turn import Turn
 from graph.server.metrics import open_subscription
 from graph.server.operation_kinds import ALONE, kind, scope_events, shareable
 from graph.server.ws_direct import SINK, Sink
@@ -55,7 +56,7 @@ Start = Callable[[], Awaitable[tuple[Any, int]]]
 
 
 class _Subscriber:
-    __slots__ = ("backlog", "idle", "ready", "since", "sink")
+    __slots__ = ("backlog", "corked_at", "idle", "ready", "since", "sink")
 
     def __init__(self, sink: Sink | None) -> None:
         #: results, each with where the stream stood when it was made and its message body
@@ -67,10 +68,10 @@ class _Subscriber:
         self.idle = False
         #: shared results at or before this position are not its (a late start covered them)
         self.since = -1
+        #: where its share of the current turn's bodies starts (graph/server/fanout_turn.py); -1: none
+        self.corked_at = -1
 
     def push(self, item: Any, position: int = 0, body: bytes | None = None) -> None:
-        if self.sink is not None and self.sink.pending:
-            self.sink.flush()  # the frames held for it go first
         self.idle = False  # from now on, results queue behind this one
         self.backlog.append((position, item, body))
         self.ready.set()
@@ -86,9 +87,8 @@ class _SharedExecution:
         self.position = Position()
         self.broadcasts = 0
         self.stopping = False
-        #: sinks holding frames until the end of this turn of the event loop
-        self.corked: list[Sink] = []
-        self.flushing = False
+        #: bodies held for parked subscribers until the end of this turn of the event loop
+        self.turn = Turn()
         self.task = asyncio.create_task(self._run(run), name=f"fanout:{key[0]}")
 
     async def _run(self, run: Callable[[], Any]) -> None:
@@ -112,22 +112,19 @@ class _SharedExecution:
             self._broadcast(_END)
 
     def _broadcast(self, item: Any, position: int = 0, body: bytes | None = None) -> None:
-        frames: dict[bytes, bytes] = {}  # by message prefix (operation id and protocol)
+        turn = self.turn
+        index = -1 if body is None else turn.add(body)
         written = 0
         for subscriber in list(self.subscribers):
+            if subscriber.corked_at >= 0:
+                if index >= 0:
+                    written += 1  # it takes the rest of the turn (see fanout_turn)
+                    continue
+                turn.release(subscriber)  # what is held for it goes before this
             sink = subscriber.sink
-            if (
-                body is not None
-                and subscriber.idle
-                and sink is not None
-                and position > subscriber.since
-                and sink.ready()
-            ):
-                frame = frames.get(sink.prefix)
-                if frame is None:
-                    frame = frames[sink.prefix] = sink.frame(body)
-                if sink.queue(frame):
-                    self.corked.append(sink)
+            # whether its operation still runs is checked once, when the turn is written
+            if index >= 0 and subscriber.idle and sink is not None and position > subscriber.since and sink.flowing():
+                turn.cork(subscriber, index)
                 written += 1
             elif len(subscriber.backlog) >= BACKLOG_LIMIT:
                 subscriber.backlog.clear()
@@ -137,14 +134,7 @@ class _SharedExecution:
             else:
                 subscriber.push(item, position, body)
         self.fanout.written += written
-        if self.corked and not self.flushing:
-            self.flushing = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _flush(self) -> None:
-        corked, self.corked, self.flushing = self.corked, [], False
-        for sink in corked:
-            sink.flush()
+        turn.settle()
 
     def stop(self) -> None:
         """End the execution without cutting a result short: at once if it is waiting for the
@@ -191,7 +181,8 @@ def _encoded(result: ExecutionResult) -> ExecutionResult:
     """The result with its data encoded once, to be embedded as-is in every message."""
     if result.data is None:
         return result
-    data = orjson.Fragment(orjson.dumps(result.data))
+    # copied to its size: orjson's own buffer is kilobytes, held as long as a backlog holds the result
+    data = orjson.Fragment(bytes(memoryview(orjson.dumps(result.data))))
     # Strawberry types ``data`` as a dict; the Fragment (already JSON) is embedded as-is by orjson
     return ExecutionResult(data=data, errors=result.errors, extensions=result.extensions)  # type: ignore[arg-type]
 

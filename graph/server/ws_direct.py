@@ -22,13 +22,18 @@ Only where that is safe, else ``sink_for`` answers None and the ordinary path is
   transport is how uvicorn's ``send`` applies backpressure; here such a subscriber gets the
   result in its backlog instead, and its own task sends it the ordinary way once it can.
 
-Frames are held until the end of the event loop's turn (``queue``/``flush``): the results of a
-burst that are broadcast in one turn reach each socket in one write, not one each (on loopback a
-``send(2)`` of a 150-byte frame costs ~10 µs, most of the broadcast).
+Frames are held until the end of the event loop's turn (graph/server/fanout_turn.py): the results
+of a burst that are broadcast in one turn reach each socket in one write, not one each (on loopback
+a ``send(2)`` of a 150-byte frame costs ~8 µs, most of the broadcast). ``Sink.send`` makes that
+write with ``os.write`` on the connection's socket while the transport holds nothing (so nothing
+can overtake what it holds; ~1 µs less per write than ``transport.write`` and its bookkeeping,
+bench/RESULTS.md), on a plain TCP transport only (never TLS); what the socket does not take at
+once, and any error, goes to ``transport.write``, which buffers it or closes the connection.
 """
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from contextvars import ContextVar
 from typing import Any
@@ -49,54 +54,89 @@ SINK: ContextVar[Sink | None] = ContextVar("ws_direct_sink", default=None)
 _TRANSPARENT = frozenset({"wrap_app_handling_exceptions.<locals>.wrapped_app.<locals>.sender"})
 
 
+#: transports known to write to their socket itself, in order, once their buffer is empty: uvloop's
+#: and asyncio's plain TCP transports (never TLS, whose socket carries records, not our bytes)
+_PLAIN_TCP = frozenset({"uvloop.loop.TCPTransport", "asyncio.selector_events._SelectorSocketTransport"})
+
+
 class Sink:
     """One operation on one WebSocket connection, written to directly."""
 
-    __slots__ = ("_key", "_owner", "_protocol", "_transport", "_value", "_writable", "pending", "prefix")
+    __slots__ = ("_fd", "_key", "_owner", "_protocol", "_transport", "_value", "_writable", "prefix")
 
     def __init__(self, protocol: Any, prefix: bytes, owner: dict, key: str, value: Any) -> None:
         # uvicorn sets both once per connection (the transport when it is made)
         self._protocol, self._transport, self._writable = protocol, protocol.transport, protocol.writable
+        #: the socket's descriptor for ``send``, or -1: through the transport only
+        self._fd = _descriptor(self._transport)
         #: the message up to the payload: ``{"id":"1","type":"next","payload":``
         self.prefix = prefix
         # the operation is live while ``owner[key] is value`` (the handler's own bookkeeping)
         self._owner, self._key, self._value = owner, key, value
-        #: frames queued in this turn of the event loop, written together by ``flush``
-        self.pending: list[bytes] | None = None
+
+    def live(self) -> bool:
+        """Whether the operation still runs on an open connection (a frame may be written)."""
+        # a close frame received makes uvicorn close the transport, one sent sets close_sent
+        return (
+            self._owner.get(self._key) is self._value
+            and not self._protocol.close_sent
+            and not self._transport.is_closing()
+        )
+
+    def flowing(self) -> bool:
+        """Whether the transport takes more (uvicorn's flag: not paused at its high-water mark)."""
+        return self._writable.is_set()
 
     def ready(self) -> bool:
         """Whether a frame written now reaches the client in order, without buffering past the
         transport's high-water mark, for an operation that is still running."""
-        # a close frame received makes uvicorn close the transport, one sent sets close_sent
-        return (
-            self._owner.get(self._key) is self._value
-            and self._writable.is_set()
-            and not self._protocol.close_sent
-            and not self._transport.is_closing()
-        )
+        return self._writable.is_set() and self.live()
 
     def frame(self, body: bytes) -> bytes:
         """The WebSocket frame of this operation's message with ``body`` (see ``body``)."""
         return frame(self.prefix + body)
 
-    def write(self, data: bytes) -> None:
-        self._transport.write(data)
+    def frames(self, bodies: list[bytes]) -> bytes:
+        """The frames of this operation's messages with ``bodies``, one after the other."""
+        return frame(self.prefix + bodies[0]) if len(bodies) == 1 else b"".join(self.frame(b) for b in bodies)
 
-    def queue(self, frame: bytes) -> bool:
-        """Hold ``frame`` for ``flush``; whether it is the first one held (then the caller must
-        see to a ``flush``)."""
-        if self.pending is None:
-            self.pending = [frame]
-            return True
-        self.pending.append(frame)
-        return False
+    def send(self, data: bytes) -> None:
+        """Write ``data`` after whatever the connection has written before (call only while
+        ``live``): straight to the socket while the transport holds nothing, else through it."""
+        transport = self._transport
+        if self._fd >= 0 and not transport.get_write_buffer_size():
+            try:
+                sent = os.write(self._fd, data)
+            except OSError:  # full (EAGAIN) or broken: the transport buffers it or meets the error
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
+        transport.write(data)
 
-    def flush(self) -> None:
-        """Write the held frames in one go (one system call for a burst of results), unless the
-        operation ended or the connection is closing meanwhile."""
-        pending, self.pending = self.pending, None
-        if pending and self._owner.get(self._key) is self._value and not self._transport.is_closing():
-            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+    def deliver(self, data: bytes) -> None:
+        """``send`` if the operation is still ``live``, else nothing (one call for the hot loop)."""
+        transport = self._transport
+        if self._owner.get(self._key) is not self._value or self._protocol.close_sent or transport.is_closing():
+            return
+        if self._fd >= 0 and not transport.get_write_buffer_size():
+            try:
+                sent = os.write(self._fd, data)
+            except OSError:  # as in ``send``
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
+        transport.write(data)
+
+
+def _descriptor(transport: Any) -> int:
+    """The socket descriptor of a plain TCP ``transport``; -1 for any other transport."""
+    kind = type(transport)
+    if f"{kind.__module__}.{kind.__qualname__}" not in _PLAIN_TCP or transport.get_extra_info("sslcontext"):
+        return -1
+    socket = transport.get_extra_info("socket")
+    return socket.fileno() if socket is not None else -1
 
 
 def drain(backlog: deque[tuple[int, Any, bytes | None]], since: int, sink: Sink, most: int) -> bool:
@@ -114,7 +154,7 @@ def drain(backlog: deque[tuple[int, Any, bytes | None]], since: int, sink: Sink,
         if position > since:
             frames.append(sink.frame(message))
     if frames:
-        sink.write(b"".join(frames))
+        sink.send(b"".join(frames))
     return True
 
 
@@ -143,9 +183,23 @@ def sink_for(websocket: Any, operation_id: str, legacy: bool, owner: dict, value
     protocol = _protocol(getattr(getattr(websocket, "ws", None), "_send", None))
     if protocol is None or protocol.conn.extensions:
         return None
-    ident = orjson.dumps(operation_id)
-    head = b'{"type":"data","id":' + ident if legacy else b'{"id":' + ident + b',"type":"next"'
-    return Sink(protocol, head + b',"payload":', owner, operation_id, value)
+    return Sink(protocol, _prefix(operation_id, legacy), owner, operation_id, value)
+
+
+#: message prefixes by (operation id, legacy): one bytes object for every subscriber using an id,
+#: so a broadcast's frames are looked up by a key already hashed and compared by identity
+_PREFIXES: dict[tuple[str, bool], bytes] = {}
+
+
+def _prefix(operation_id: str, legacy: bool) -> bytes:
+    prefix = _PREFIXES.get((operation_id, legacy))
+    if prefix is None:
+        ident = orjson.dumps(operation_id)
+        head = b'{"type":"data","id":' + ident if legacy else b'{"id":' + ident + b',"type":"next"'
+        prefix = head + b',"payload":'
+        if len(_PREFIXES) < 256 and len(operation_id) <= 64:  # client-chosen: kept only while few
+            _PREFIXES[(operation_id, legacy)] = prefix
+    return prefix
 
 
 def _protocol(send: Any) -> Any:
