@@ -14,6 +14,7 @@ Work per document (``prescan``, ``parsed``, ``measure``) is cached in
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,7 +192,8 @@ def measure(
         source = None
     if source is None or len(given) > MAX_REMEMBERED_VARIABLES:
         return _measure(schema, document, limits, variables, name)
-    return _MEASURES.get(source, lambda: _measure(schema, document, limits, variables, name), name, given, limits)
+    key = hashlib.blake2b(given, digest_size=16).digest()  # orjson's bytes hold ~4 KiB each
+    return _MEASURES.get(source, lambda: _measure(schema, document, limits, variables, name), name, key, limits)
 
 
 def _measure(
