@@ -19,12 +19,13 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.db.engine import Database
-from models.db.writes import Prepared, WriteConnection, prepare
+from models.db.plain import Compiled
+from models.db.writes import WriteConnection, prepare
 
 #: compiled statements kept per process, by the statement's identity and the columns written
 #: (the statement is kept with it, so its identity is not reused); cleared when full
 PREPARED_LIMIT = 2048
-_prepared: dict[tuple[int, tuple[str, ...] | None], tuple[Any, Prepared]] = {}
+_prepared: dict[tuple[int, tuple[str, ...] | None], tuple[Any, Compiled]] = {}
 
 
 class Link(Protocol):
@@ -69,7 +70,7 @@ class DriverLink:
         self._dialect = db.engine.dialect
         self._connection = connection
 
-    def _prepared(self, statement: Any, keys: tuple[str, ...] | None = None) -> Prepared:
+    def _prepared(self, statement: Any, keys: tuple[str, ...] | None = None) -> Compiled:
         key = (id(statement), keys)
         found = _prepared.get(key)
         if found is None:

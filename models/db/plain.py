@@ -78,7 +78,7 @@ class Compiled:
         names = tuple(compiled.positiontup or ())
         binds = tuple(compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names)
         columns = tuple(statement.selected_columns.keys())  # deduplicated as a Result's keys are
-        results = tuple(_result_processor(c.type, dialect) for c in statement.selected_columns)
+        results = tuple(result_processor(c.type, dialect) for c in statement.selected_columns)
         return cls(compiled.string, compiled, names, binds, columns, results)
 
     def parameters(self, values: dict[str, Any]) -> list[Any]:
@@ -110,7 +110,7 @@ class Compiled:
 _PG_NUMERIC_OIDS = {"FLOAT": 701, "DOUBLE PRECISION": 701, "REAL": 700}  # any other: NUMERIC (1700)
 
 
-def _result_processor(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+def result_processor(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
     impl = type_.dialect_impl(dialect)
     try:
         return impl.result_processor(dialect, None)
@@ -289,18 +289,26 @@ async def _fetch(pooled: PoolProxiedConnection, driver: Any, sql: str, parameter
     try:
         return cast(list[Any], await driver.fetch(sql, *parameters))
     except BaseException as error:
-        if _refused(error) and not driver.is_closed():
+        if refused(error) and not driver.is_closed():
             raise
-        lost = not isinstance(error, (ValueError, TypeError))  # else: a value it could not encode
-        driver.terminate()  # synchronous: no operation is left in progress, whatever comes next
-        with suppress(Exception):  # the pool closes what it can; the driver's side is closed already
-            await greenlet_spawn(pooled.invalidate, error)
-        if isinstance(error, Exception) and lost:
-            raise DBAPIError(sql, parameters, error, hide_parameters=True, connection_invalidated=True) from error
+        await drop(pooled, driver, error, sql, parameters)
         raise
 
 
-def _refused(error: BaseException) -> bool:
+async def drop(pooled: PoolProxiedConnection, driver: Any, error: BaseException, sql: str, parameters: Any) -> None:
+    """Close a pooled asyncpg connection a statement failed on, not refused by the server, and
+    take it out of the pool; raise a lost connection as SQLAlchemy raises one (``DBAPIError``,
+    ``connection_invalidated``). Anything else (a cancellation, a value it could not encode) is
+    the caller's to raise."""
+    lost = not isinstance(error, (ValueError, TypeError))  # else: a value it could not encode
+    driver.terminate()  # synchronous: no operation is left in progress, whatever comes next
+    with suppress(Exception):  # the pool closes what it can; the driver's side is closed already
+        await greenlet_spawn(pooled.invalidate, error)
+    if isinstance(error, Exception) and lost:
+        raise DBAPIError(sql, parameters, error, hide_parameters=True, connection_invalidated=True) from error
+
+
+def refused(error: BaseException) -> bool:
     """Whether the server answered the statement with an error of its own, the connection fine."""
     state = getattr(error, "sqlstate", None)  # asyncpg's PostgresError, and only it, has one
     return isinstance(state, str) and not state.startswith(("08", "57P"))  # connection, shutdown

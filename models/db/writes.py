@@ -32,16 +32,17 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
-from contextlib import AbstractContextManager, ExitStack, suppress
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError, IntegrityError, InvalidRequestError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import UpdateBase
-from sqlalchemy.types import TypeEngine
 from sqlalchemy.util import greenlet_spawn
+
+from models.db.plain import Compiled, drop, refused, result_processor
 
 
 @dataclass
@@ -66,35 +67,7 @@ def watchers(engine: Any) -> Watchers:
     return found
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """One statement in PostgreSQL's SQL, with its parameter order and value converters."""
-
-    sql: str
-    compiled: Any
-    names: tuple[str, ...]  # parameter names in positional order
-    binds: tuple[Callable[[Any], Any] | None, ...]
-    columns: tuple[str, ...]  # result keys (none for a textual statement: its rows come as they are)
-    results: tuple[Callable[[Any], Any] | None, ...]
-
-    def parameters(self, values: dict[str, Any]) -> list[Any]:
-        """Positional driver parameters for ``values`` (literals the statement holds included)."""
-        given = self.compiled.construct_params(values)
-        return [
-            value if bind is None else bind(value) for bind, value in zip(self.binds, (given[n] for n in self.names))
-        ]
-
-    def rows(self, raw: list[Any]) -> list[dict[str, Any]]:
-        """Result rows as dicts, through the columns' result processors."""
-        columns, results = self.columns, self.results
-        if not any(results):
-            return [dict(zip(columns, row)) for row in raw]
-        return [
-            {c: v if convert is None else convert(v) for c, convert, v in zip(columns, results, row)} for row in raw
-        ]
-
-
-def prepare(statement: Any, dialect: Dialect, keys: tuple[str, ...] | None = None) -> Prepared:
+def prepare(statement: Any, dialect: Dialect, keys: tuple[str, ...] | None = None) -> Compiled:
     """``statement`` compiled for ``dialect``; an INSERT or UPDATE for the columns ``keys``
     (every other column of the table left out, defaults included: a unit always gives them)."""
     if keys is None:
@@ -114,16 +87,8 @@ def prepare(statement: Any, dialect: Dialect, keys: tuple[str, ...] | None = Non
     else:
         selected = []
     columns = tuple(getattr(c, "key", None) or c.name for c in selected)
-    results = tuple(_result_processor(c.type, dialect) for c in selected)
-    return Prepared(compiled.string, compiled, names, binds, columns, results)
-
-
-def _result_processor(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
-    impl = type_.dialect_impl(dialect)
-    try:
-        return impl.result_processor(dialect, None)
-    except (TypeError, InvalidRequestError):  # numerics choose by the column's type OID: NUMERIC's
-        return impl.result_processor(dialect, 1700)
+    results = tuple(result_processor(c.type, dialect) for c in selected)
+    return Compiled(compiled.string, compiled, names, binds, columns, results)
 
 
 class WriteConnection:
@@ -147,7 +112,7 @@ class WriteConnection:
         self._driver = self._pooled.driver_connection
         return self
 
-    async def fetch(self, statement: Prepared, values: dict[str, Any], *, writes: bool = False) -> list[Any]:
+    async def fetch(self, statement: Compiled, values: dict[str, Any], *, writes: bool = False) -> list[Any]:
         """The raw rows of one statement; ``writes``: it writes or locks, in the transaction."""
         if writes and not self.begun:
             await self._run("BEGIN", None)
@@ -155,14 +120,14 @@ class WriteConnection:
         result: list[Any] = await self._run(statement.sql, statement.parameters(values))
         return result
 
-    async def write_many(self, statement: Prepared, rows: list[dict[str, Any]]) -> None:
+    async def write_many(self, statement: Compiled, rows: list[dict[str, Any]]) -> None:
         """Run a statement that writes once per row, in the transaction (one round trip)."""
         if not self.begun:
             await self._run("BEGIN", None)
             self.begun = True
         await self._run(statement.sql, [statement.parameters(row) for row in rows], many=True)
 
-    async def alone(self, statement: Prepared, values: dict[str, Any], *, events: int = 0) -> list[Any]:
+    async def alone(self, statement: Compiled, values: dict[str, Any], *, events: int = 0) -> list[Any]:
         """Run a statement that writes (inserting ``events`` events) as a transaction of its own:
         PostgreSQL commits it as it ends. Only when no transaction is open."""
         assert not self.begun, "a statement alone would run inside the open transaction"
@@ -221,20 +186,9 @@ class WriteConnection:
     async def _failed(self, error: BaseException, sql: str, parameters: Any) -> None:
         """Leave the connection usable if the server refused the statement; else drop it. A
         constraint violation is raised as ``IntegrityError``, a lost connection as ``DBAPIError``."""
-        if _refused(error) and not self._driver.is_closed():
+        if refused(error) and not self._driver.is_closed():
             if str(getattr(error, "sqlstate", "")).startswith("23"):  # integrity_constraint_violation
                 raise IntegrityError(sql, parameters, error) from error
             return
         self.begun = False  # whatever the server had open ends with the connection
-        lost = not isinstance(error, (ValueError, TypeError))  # else: a value it could not encode
-        self._driver.terminate()  # synchronous: no operation is left in progress, whatever comes next
-        with suppress(Exception):  # the pool closes what it can; the driver's side is closed already
-            await greenlet_spawn(self._pooled.invalidate, error)
-        if isinstance(error, Exception) and lost:
-            raise DBAPIError(sql, parameters, error, hide_parameters=True, connection_invalidated=True) from error
-
-
-def _refused(error: BaseException) -> bool:
-    """Whether the server answered the statement with an error of its own, the connection fine."""
-    state = getattr(error, "sqlstate", None)  # asyncpg's PostgresError, and only it, has one
-    return isinstance(state, str) and not state.startswith(("08", "57P"))  # connection, shutdown
+        await drop(self._pooled, self._driver, error, sql, parameters)
