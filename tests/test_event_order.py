@@ -14,7 +14,8 @@ ROUNDS = 3
 
 
 class LingeringUnit(UnitOfWork):
-    """A unit of work that sleeps after its events are written, before its commit."""
+    """A unit of work that sleeps after its events are written, before its commit (on
+    PostgreSQL: between its closing statement and its COMMIT; also used by test_write_driver)."""
 
     async def __aenter__(self) -> "LingeringUnit":
         await super().__aenter__()

@@ -10,7 +10,6 @@ the watchers, rolled-back ones are not.
 from __future__ import annotations
 
 import asyncio
-import random
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -29,6 +28,7 @@ from resolvers.live import read_after
 from resolvers.reactions import shipped
 from resolvers.unit import UnitOfWork
 from tests.databases import fresh_database
+from tests.test_event_order import LingeringUnit
 
 
 @pytest.fixture
@@ -133,21 +133,6 @@ async def test_a_locked_row_stays_locked_until_the_unit_commits(db: Database):
         await outside.execute("SELECT 1 FROM ticket WHERE id = $1 FOR UPDATE NOWAIT", made.id)  # free again
     finally:
         await outside.close()
-
-
-class LingeringUnit(UnitOfWork):
-    """A unit that waits between its closing statement and its COMMIT."""
-
-    async def __aenter__(self) -> LingeringUnit:
-        await super().__aenter__()
-        commit = self._link.commit
-
-        async def linger_then_commit() -> None:
-            await asyncio.sleep(random.uniform(0, 0.03))
-            await commit()
-
-        self._link.commit = linger_then_commit  # type: ignore[method-assign]
-        return self
 
 
 async def test_numbers_follow_commit_order_when_writers_linger_before_commit(db: Database):
