@@ -115,19 +115,9 @@ class Sink:
         transport.write(data)
 
     def deliver(self, data: bytes) -> None:
-        """``send`` if the operation is still ``live``, else nothing (one call for the hot loop)."""
-        transport = self._transport
-        if self._owner.get(self._key) is not self._value or self._protocol.close_sent or transport.is_closing():
-            return
-        if self._fd >= 0 and not transport.get_write_buffer_size():
-            try:
-                sent = os.write(self._fd, data)
-            except OSError:  # as in ``send``
-                sent = 0
-            if sent == len(data):
-                return
-            data = data[sent:]
-        transport.write(data)
+        """``send`` if the operation is still ``live``, else nothing."""
+        if self.live():
+            self.send(data)
 
 
 def _descriptor(transport: Any) -> int:
