@@ -26,6 +26,7 @@ from graphql import (
     BooleanValueNode,
     FieldNode,
     GraphQLError,
+    GraphQLObjectType,
     IntValueNode,
     NamedTypeNode,
     NonNullTypeNode,
@@ -62,28 +63,26 @@ LISTS = {
 ONE = {kind[0].lower() + kind[1:]: kind for kind in LISTS.values()}
 #: the kinds whose nodes the path builds (every field of theirs that is a column shows the column)
 KINDS = {*LISTS.values(), "Comment", "Event"}
-#: (type, field) → (child type, its column holding the parent's id): the parent's connections
-PAGES = {
-    ("Organization", "contacts"): ("Contact", "organization_id"),
-    ("Organization", "tickets"): ("Ticket", "organization_id"),
-    ("Organization", "deals"): ("Deal", "organization_id"),
-    ("Organization", "subscriptions"): ("Subscription", "organization_id"),
-    ("Organization", "activities"): ("Activity", "organization_id"),
-    ("Organization", "subsidiaries"): ("Organization", "parent_id"),
-    ("Contact", "tickets"): ("Ticket", "requester_id"),
-    ("Contact", "assignedTickets"): ("Ticket", "assignee_id"),
-    ("Contact", "deals"): ("Deal", "contact_id"),
-    ("Contact", "activities"): ("Activity", "contact_id"),
-    ("Deal", "tickets"): ("Ticket", "deal_id"),
-    ("Deal", "activities"): ("Activity", "deal_id"),
-    ("Ticket", "comments"): ("Comment", "ticket_id"),
-}
-#: (type, field) → (child type, its column holding the parent's id): live children as a list
-CHILDREN = {
-    ("Ticket", "issues"): ("Issue", "ticket_id"),
-    ("Ticket", "activities"): ("Activity", "ticket_id"),
-    ("Ticket", "mergedTickets"): ("Ticket", "merged_into_id"),
-}
+
+
+def _relations(kind: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """(type, field) → (child type, its column holding the parent's id), for every field the
+    schema's types declare as ``kind`` in their metadata (graph/types/common.py)."""
+    found = {}
+    for type_name, graphql_type in full_schema._schema.type_map.items():
+        if not isinstance(graphql_type, GraphQLObjectType):
+            continue
+        for name, field in graphql_type.fields.items():
+            definition = field.extensions.get("strawberry-definition")
+            if definition is not None and kind in definition.metadata:
+                found[type_name, name] = definition.metadata[kind]
+    return found
+
+
+#: the parent's connections (``organization.tickets``); a ticket's thread is a connection of its own
+PAGES = {**_relations("reverse"), ("Ticket", "comments"): ("Comment", "ticket_id")}
+#: live children as a plain list (``ticket.issues``)
+CHILDREN = _relations("children")
 #: fields whose GraphQL name is not their column's API name
 RENAMED = {("Event", "sequence"): "seq"}
 #: argument → the GraphQL type a variable for it must be declared with

@@ -163,7 +163,8 @@ def children(target: str, column: str, description: Optional[str] = None) -> Any
         return await info.context.loaders.many_by(kind, column).load(root.id)
 
     resolve.__annotations__["return"] = GenericAlias(list, (_lazy(target),))  # list[...], built at runtime
-    return strawberry.field(resolver=resolve, description=description)
+    # the compiled path (graph/fastpath.py) reads the relation from here
+    return strawberry.field(resolver=resolve, description=description, metadata={"children": (target, column)})
 
 
 def reverse(target: str, column: Optional[str] = None, description: Optional[str] = None) -> Any:
@@ -193,7 +194,8 @@ def reverse(target: str, column: Optional[str] = None, description: Optional[str
         )  # fmt: skip
         return Connection.of(await pages.load(root.id))
 
-    return strawberry.field(resolver=resolve, description=description)
+    relation = {"reverse": (target, column)} if column is not None else {}  # read by graph/fastpath.py
+    return strawberry.field(resolver=resolve, description=description, metadata=relation)
 
 
 def allowed_transitions(entity: str, verb_enum: type[Enum]) -> Any:
