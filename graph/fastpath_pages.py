@@ -55,7 +55,11 @@ def _compile(connection: Connection, plain: PlainReads, shape: tuple[Any, ...]) 
         and_(condition, in_ids(parent, dialect)), keys, selected, parent, size=size, from_end=from_end, **cursor
     )
     count = select(parent, func.count()).where(condition, in_ids(parent, dialect)).group_by(parent)
-    return {"one": plain.compile(one), "ranked": plain.compile(ranked), "count": plain.compile(count)}
+    count_one = select(parent, func.count()).where(condition, in_ids(parent, dialect, single=True)).group_by(parent)
+    return {
+        "one": plain.compile(one), "ranked": plain.compile(ranked),
+        "count": plain.compile(count), "count one": plain.compile(count_one),
+    }  # fmt: skip
 
 
 def with_relations(
@@ -120,8 +124,9 @@ def nested_counts(
     connection: Connection, paging: Paging, parents: list[str], plain: PlainReads, tenant: str
 ) -> Steps[dict[str, int]]:
     """How many rows each parent's list holds, across all pages."""
-    values = {"tenant": tenant, "ids": ids_value(parents, plain.dialect.name)}
-    counted = yield from one(paging.statements["count"], values)
+    single = len(parents) == 1
+    values = {"tenant": tenant, "ids": ids_value(parents, plain.dialect.name, single)}
+    counted = yield from one(paging.statements["count one" if single else "count"], values)
     assert connection.parent is not None
     found = {row[connection.parent]: int(list(row.values())[1]) for row in counted}
     return {parent: found.get(parent, 0) for parent in parents}

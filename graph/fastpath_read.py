@@ -255,8 +255,10 @@ def _relations(
         ids.update(ref for row in rows if row is not None and (ref := row[column]) is not None)
         columns.update(dict.fromkeys(child.columns))
     wanted = [(kind, ids, columns) for kind, (ids, columns) in by_kind.items() if ids]
+    dialect = plain.dialect.name
     reads = [
-        one(_by_id_statement(plain, kind, tuple(columns)), {"tenant": tenant, "ids": ids_value(ids, plain.dialect.name)})
+        one(_by_id_statement(plain, kind, tuple(columns), single=len(ids) == 1),
+            {"tenant": tenant, "ids": ids_value(ids, dialect, single=len(ids) == 1)})
         for kind, ids, columns in wanted
     ]  # fmt: skip
     found = (yield from gather(reads)) if reads else []
@@ -309,30 +311,34 @@ def _children(
     if not parents:
         return []
     wanted = tuple(dict.fromkeys([*columns, column]))
+    single = len(parents) == 1
 
     def build() -> Select[*tuple[Any, ...]]:
         table = kind.__table__
-        condition = and_(table.c.tenant == bindparam("tenant"), in_ids(table.c[column], plain.dialect.name))
+        condition = and_(table.c.tenant == bindparam("tenant"), in_ids(table.c[column], plain.dialect.name, single))
         return (
             select(*(table.c[c] for c in wanted))
             .where(condition, table.c.deleted_at.is_(None))
             .order_by(table.c.created_at, table.c.id)
         )  # fmt: skip
 
-    statement = plain.compiled(("fastpath children", kind, column, wanted), build)
-    found: list[Row] = yield from one(statement, {"tenant": tenant, "ids": ids_value(parents, plain.dialect.name)})
+    statement = plain.compiled(("fastpath children", kind, column, wanted, single), build)
+    values = {"tenant": tenant, "ids": ids_value(parents, plain.dialect.name, single)}
+    found: list[Row] = yield from one(statement, values)
     return found
 
 
 def _by_id_statement(
-    plain: PlainReads, kind: Any, columns: tuple[str, ...], *, one: bool = False,
+    plain: PlainReads, kind: Any, columns: tuple[str, ...], *, one: bool = False, single: bool = False,
     joined: dict[str, tuple[Any, tuple[str, ...]]] | None = None,
 ) -> Compiled:  # fmt: skip
+    """``one``: the root's row, by ``id``; else the rows of ``ids`` (``single``: one id, see ``in_ids``)."""
+
     def build() -> Select[*tuple[Any, ...]]:
         table = kind.__table__.columns
-        match = table["id"] == bindparam("id") if one else in_ids(table["id"], plain.dialect.name)
+        match = table["id"] == bindparam("id") if one else in_ids(table["id"], plain.dialect.name, single)
         statement = select(*(table[c] for c in columns)).where(and_(table["tenant"] == bindparam("tenant"), match))
         return pages.with_relations(statement, kind, joined or {})
 
-    key = ("fastpath by id", kind, columns, one, tuple(sorted((joined or {}).items())))
+    key = ("fastpath by id", kind, columns, one, single, tuple(sorted((joined or {}).items())))
     return plain.compiled(key, build)

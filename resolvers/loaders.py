@@ -175,13 +175,15 @@ class Loaders:
             db = self.db  # not self: see the class
 
             @cache
-            def count_statement() -> Select[tuple[Any, int]]:
-                return select(parent, func.count()).where(condition(), in_ids(parent, db.dialect)).group_by(parent)
+            def count_statement(single: bool) -> Select[tuple[Any, int]]:
+                matching = in_ids(parent, db.dialect, single)
+                return select(parent, func.count()).where(condition(), matching).group_by(parent)
 
             async def load(parents: Sequence[str]) -> list[int]:
-                statement = count_statement()
+                single = len(parents) == 1
+                statement = count_statement(single)
                 async with db.reading() as session:
-                    result = await session.execute(statement, {"ids": ids_value(parents, db.dialect)})
+                    result = await session.execute(statement, {"ids": ids_value(parents, db.dialect, single)})
                 counted: dict[str, int] = {parent: count for parent, count in result.all()}
                 return [counted.get(p, 0) for p in parents]
 
@@ -219,15 +221,20 @@ async def _select(
 ) -> list[Any]:
     """The ``kind`` rows of ``tenant`` whose ``column`` is one of ``keys``; live ones oldest
     first, else (by id) in any order."""
-    statement = plain.compiled(("loader", kind, column, live_only), lambda: _keyed(kind, column, live_only, plain))
-    rows = await plain.rows(statement, {"tenant": tenant, "ids": ids_value(keys, plain.dialect.name)})
+    single = len(keys) == 1
+    statement = plain.compiled(
+        ("loader", kind, column, live_only, single), lambda: _keyed(kind, column, live_only, plain, single)
+    )
+    rows = await plain.rows(statement, {"tenant": tenant, "ids": ids_value(keys, plain.dialect.name, single)})
     return [as_entity(kind, row) for row in rows]
 
 
-def _keyed(kind: type[TableClass], column: str, live_only: bool, plain: PlainReads) -> Select[*tuple[Any, ...]]:
+def _keyed(
+    kind: type[TableClass], column: str, live_only: bool, plain: PlainReads, single: bool
+) -> Select[*tuple[Any, ...]]:
     table = kind.__table__
     statement = select(*table.columns).where(
-        table.c.tenant == bindparam("tenant"), in_ids(table.c[column], plain.dialect.name)
+        table.c.tenant == bindparam("tenant"), in_ids(table.c[column], plain.dialect.name, single)
     )
     if live_only:
         statement = statement.where(table.c.deleted_at.is_(None)).order_by(table.c.created_at, table.c.id)

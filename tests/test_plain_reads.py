@@ -275,9 +275,19 @@ def id_cases(table: str) -> dict[str, list[str]]:
     return {"none": [], "one": own[1:], "other tenant's": other[:1], "many": [*other, "unknown_id", *own]}
 
 
-@pytest.mark.parametrize("case", ["none", "one", "other tenant's", "many"])
+@pytest.mark.parametrize(
+    "case, single",
+    [
+        ("none", False),
+        ("one", False),
+        ("one", True),
+        ("other tenant's", False),
+        ("other tenant's", True),
+        ("many", False),
+    ],
+)
 @pytest.mark.parametrize("model", ENTITIES.values(), ids=list(ENTITIES))
-async def test_in_ids_selects_what_in_selects_within_the_tenant(seeded: Seeded, model: type, case: str):
+async def test_in_ids_selects_what_in_selects_within_the_tenant(seeded: Seeded, model: type, case: str, single: bool):
     table = model.__table__
     ids = id_cases(table.name)[case]
     if model is Ticket and case == "many":
@@ -285,9 +295,9 @@ async def test_in_ids_selects_what_in_selects_within_the_tenant(seeded: Seeded, 
     plain = await plain_rows(
         seeded,
         select(table)
-        .where(table.c.tenant == bindparam("tenant"), in_ids(table.c.id, seeded.dialect))
+        .where(table.c.tenant == bindparam("tenant"), in_ids(table.c.id, seeded.dialect, single))
         .order_by(table.c.id),
-        {"tenant": "tenant-a", "ids": ids_value(ids, seeded.dialect)},
+        {"tenant": "tenant-a", "ids": ids_value(ids, seeded.dialect, single)},
     )
     through_session = await session_rows(
         seeded, select(table).where(table.c.tenant == "tenant-a", table.c.id.in_(ids)).order_by(table.c.id)
@@ -296,6 +306,15 @@ async def test_in_ids_selects_what_in_selects_within_the_tenant(seeded: Seeded, 
     assert [typed(row) for row in plain] == [typed(row) for row in through_session]
     assert [row["id"] for row in plain] == sorted(i for i in ids if i in seeded.ids(table.name, "tenant-a"))
     assert {row["tenant"] for row in plain} <= {"tenant-a"}
+
+
+async def test_a_single_id_is_compared_with_equality_and_bound_as_itself(seeded: Seeded):
+    table = Contact.__table__
+    statement = select(table.c.id).where(in_ids(table.c.id, seeded.dialect, single=True))
+    assert "ANY" not in str(statement) and "json_each" not in str(statement)
+    assert ids_value({"contact_tenant-a_0"}, seeded.dialect, single=True) == "contact_tenant-a_0"
+    with pytest.raises(ValueError):  # two ids are never bound as one
+        ids_value(["contact_tenant-a_0", "contact_tenant-b_1"], seeded.dialect, single=True)
 
 
 async def test_in_ids_accepts_any_iterable_of_ids(seeded: Seeded):

@@ -314,15 +314,27 @@ def refused(error: BaseException) -> bool:
     return isinstance(state, str) and not state.startswith(("08", "57P"))  # connection, shutdown
 
 
-def in_ids(column: Any, dialect: str) -> Any:
+def in_ids(column: Any, dialect: str, single: bool = False) -> Any:
     """``column IN (:ids)`` as one statement whatever the number of ids: bind ``ids`` with
-    :func:`ids_value`."""
+    :func:`ids_value` (the same ``single``).
+
+    ``single``: exactly one id, compared with ``=``. PostgreSQL estimates an array parameter at
+    ten elements, so for ``= ANY($1)`` the plan it could keep for every execution looks dearer
+    than one planned for the values at hand, and it plans the statement anew each time (on a
+    deep document's level, planning took three times as long as running); ``= $1`` it plans
+    once per connection."""
+    if single:
+        return column == bindparam("ids")
     if dialect == "postgresql":
         return column == any_(bindparam("ids", type_=ARRAY(String)))
     return column.in_(select(sql_column("value")).select_from(func.json_each(bindparam("ids"))))
 
 
-def ids_value(ids: Any, dialect: str) -> Any:
+def ids_value(ids: Any, dialect: str, single: bool = False) -> Any:
+    """``ids`` bound for :func:`in_ids` (``single``: the one id itself)."""
+    if single:
+        (only,) = ids
+        return only
     return list(ids) if dialect == "postgresql" else orjson.dumps(list(ids)).decode()
 
 
