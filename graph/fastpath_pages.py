@@ -85,13 +85,12 @@ def relation_rows(rows: Sequence[Row | None], column: str, columns: list[str]) -
     """The targets ``with_relations`` read along with ``rows`` through ``column`` (None for a
     missing one), or None if they were not read that way."""
     prefix = f"_j_{column}_"
+    found = f"{prefix}id"
     sample = next((row for row in rows if row is not None), None)
-    if sample is None or f"{prefix}id" not in sample:
+    if sample is None or found not in sample:
         return None
-    return [
-        None if row is None or row[f"{prefix}id"] is None else {c: row[f"{prefix}{c}"] for c in columns}
-        for row in rows
-    ]  # fmt: skip
+    labels = [(c, f"{prefix}{c}") for c in columns]
+    return [None if row is None or row[found] is None else {c: row[label] for c, label in labels} for row in rows]
 
 
 def root_page(connection: Connection, paging: Paging, tenant: str) -> Steps[tuple[list[Row], bool]]:
