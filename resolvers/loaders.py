@@ -255,6 +255,6 @@ def ranked_pages(
     ranked = page.order_by(None).limit(None).add_columns(rank.label("_rank")).subquery()
     return (
         select(*(c for c in ranked.c if c.key != "_rank"))
-        .where(ranked.c._rank <= size + 1)
+        .where(ranked.c._rank <= query.page_limit(size))
         .order_by(ranked.c[parent.key], ranked.c._rank)
     )  # fmt: skip
