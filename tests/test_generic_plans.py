@@ -14,15 +14,17 @@ this checks the statements themselves.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
+from sqlalchemy.dialects import postgresql
 
 from graph import fastpath
 from graph.cli.seed import seed
 from graph.server.app import deployment_hooks
 from models.db import migrate
 from models.db.engine import Database
+from models.entities import Ticket
+from resolvers import query
 from tests.databases import fresh_database
 
 DEEP = (
@@ -65,12 +67,7 @@ async def test_the_deep_document_of_one_ticket_binds_no_array(url: str, seeded: 
         assert "ANY (" not in sql and "LIMIT $" not in sql, sql
 
 
-def test_the_page_size_is_written_into_the_statement(tmp_path: Path):
-    from sqlalchemy.dialects import postgresql
-
-    from models.entities import Ticket
-    from resolvers import query
-
+def test_the_page_size_is_written_into_the_statement():
     table = Ticket.__table__
     page = query.page_statement(table.c.tenant == "t", query.order_keys(Ticket), [table.c.id], size=50, from_end=False)
     sql = str(page.compile(dialect=postgresql.dialect()))
