@@ -16,27 +16,11 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import (
-    Boolean,
-    String,
-    Text,
-    and_,
-    case,
-    cast,
-    exists,
-    false,
-    func,
-    literal,
-    literal_column,
-    not_,
-    or_,
-    select,
-    true,
-)
+from sqlalchemy import Boolean, String, Text, and_, case, cast, exists, false, func, literal, not_, or_, select, true
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import Column
 from sqlalchemy.sql import ColumnElement, Select
-from sqlalchemy.sql.expression import ColumnClause
+from sqlalchemy.sql.expression import ColumnClause, literal_column
 from sqlalchemy.sql.expression import column as sql_column
 
 from models.base import TableClass
