@@ -12,14 +12,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy import and_, bindparam
 from sqlalchemy.sql import Select
 
 from graph.fastpath_batch import Steps, one
 from graph.fastpath_plan import Connection, Paging, Row, joins
 from models.db.plain import Compiled, PlainReads, ids_value, in_ids
 from resolvers import query
-from resolvers.loaders import ranked_pages
+from resolvers.loaders import counts_by_parent, ranked_pages
 
 
 def statements(connection: Connection, plain: PlainReads, shape: tuple[Any, ...]) -> dict[str, Compiled]:
@@ -54,11 +54,10 @@ def _compile(connection: Connection, plain: PlainReads, shape: tuple[Any, ...]) 
     ranked = ranked_pages(
         and_(condition, in_ids(parent, dialect)), keys, selected, parent, size=size, from_end=from_end, **cursor
     )
-    count = select(parent, func.count()).where(condition, in_ids(parent, dialect)).group_by(parent)
-    count_one = select(parent, func.count()).where(condition, in_ids(parent, dialect, single=True)).group_by(parent)
     return {
         "one": plain.compile(one), "ranked": plain.compile(ranked),
-        "count": plain.compile(count), "count one": plain.compile(count_one),
+        "count": plain.compile(counts_by_parent(condition, parent, dialect, single=False)),
+        "count one": plain.compile(counts_by_parent(condition, parent, dialect, single=True)),
     }  # fmt: skip
 
 

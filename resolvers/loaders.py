@@ -176,8 +176,7 @@ class Loaders:
 
             @cache
             def count_statement(single: bool) -> Select[tuple[Any, int]]:
-                matching = in_ids(parent, db.dialect, single)
-                return select(parent, func.count()).where(condition(), matching).group_by(parent)
+                return counts_by_parent(condition(), parent, db.dialect, single)
 
             async def load(parents: Sequence[str]) -> list[int]:
                 single = len(parents) == 1
@@ -239,6 +238,15 @@ def _keyed(
     if live_only:
         statement = statement.where(table.c.deleted_at.is_(None)).order_by(table.c.created_at, table.c.id)
     return statement
+
+
+def counts_by_parent(
+    condition: ColumnElement[bool], parent: Any, dialect: str, single: bool
+) -> Select[tuple[Any, int]]:
+    """How many rows ``condition`` lets through per parent (its rows' ``parent`` column) among the
+    bound ``ids`` (``single``: one id, see ``in_ids``); the Strawberry path's loaders and the compiled
+    path (graph/fastpath_pages.py) both count with it."""
+    return select(parent, func.count()).where(condition, in_ids(parent, dialect, single)).group_by(parent)
 
 
 def ranked_pages(
