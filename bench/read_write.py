@@ -77,7 +77,9 @@ PY = sys.executable
 SEED_ARGS = ["--tickets", "2000", "--contacts", "400", "--organizations", "80"]
 RESULTS = ROOT / "bench" / "RESULTS.md"
 PROFILED = ("1", "3")  # scenarios support-graph is profiled under, after their measured rounds
-TARGETS = {("1", "A"): 0.25, ("1", "B"): 7.0, ("3", "A"): 0.3}
+#: the goals the ratios are held to: an earlier issue's (C/B) and #19's on SQLite (the deep document
+#: ≥ 0.3× raw; the list and the writes no worse than when #19 was filed: 0.607 and 0.341)
+TARGETS = {("1", "A"): 0.6, ("1", "B"): 7.0, ("2", "A"): 0.3, ("3", "A"): 0.34}
 
 Q1 = "{ tickets(first: 50) { nodes { id subject status priority requester { id name } organization { id name } } } }"
 Q2 = (

@@ -1,10 +1,11 @@
 """How a unit of work reaches its database: one small interface, two ways.
 
-``DriverLink`` (PostgreSQL) runs the unit's statements straight on asyncpg
-(``models.db.writes``): each statement compiled once, reads before the unit's first write
-outside any transaction, and a unit whose only write is its closing statement sends that one
-statement and nothing else. ``SessionLink`` (SQLite) runs them on a session's connection, in
-the one-writer transaction ``Database.writing`` gives.
+``DriverLink`` runs the unit's statements straight on the driver, each compiled once: on
+asyncpg (``models.db.writes``), where reads before the unit's first write run outside any
+transaction and a unit whose only write is its closing statement sends that one statement and
+nothing else; on SQLite's connection (``models.db.sqlite_writes``), in the one-writer
+transaction ``Database.writing`` would give. ``SessionLink`` runs them on a session's
+connection: SQLite without the one-hop adapter (``ONE_HOP_SQLITE=false``).
 
 Both take SQLAlchemy statements and give rows as dicts; ``writes=True`` marks a statement that
 writes or locks, which must run in the unit's transaction.
@@ -20,12 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.db.engine import Database
 from models.db.plain import Compiled
+from models.db.sqlite_writes import SqliteWriteConnection
 from models.db.writes import WriteConnection, prepare
 
-#: compiled statements kept per process, by the statement's identity and the columns written
-#: (the statement is kept with it, so its identity is not reused); cleared when full
+#: compiled statements kept per process, by dialect, the statement's identity and the columns
+#: written (the statement is kept with it, so its identity is not reused); cleared when full
 PREPARED_LIMIT = 2048
-_prepared: dict[tuple[int, tuple[str, ...] | None], tuple[Any, Compiled]] = {}
+_prepared: dict[tuple[str, int, tuple[str, ...] | None], tuple[Any, Compiled]] = {}
 
 
 class Link(Protocol):
@@ -58,20 +60,21 @@ class Link(Protocol):
 
 async def open_link(db: Database) -> Link:
     """The link of a new unit of work on ``db``."""
-    if db.dialect == "postgresql":
-        return DriverLink(db, await WriteConnection(db.engine, db.plain.listeners).open())
-    return await SessionLink.open(db)
+    connection = db.unit_connection()
+    if connection is None:
+        return await SessionLink.open(db)
+    return DriverLink(db, await connection.open())
 
 
 class DriverLink:
-    """PostgreSQL: statements straight on asyncpg (see the module docstring)."""
+    """Statements straight on the driver (see the module docstring)."""
 
-    def __init__(self, db: Database, connection: WriteConnection) -> None:
+    def __init__(self, db: Database, connection: WriteConnection | SqliteWriteConnection) -> None:
         self._dialect = db.engine.dialect
         self._connection = connection
 
     def _prepared(self, statement: Any, keys: tuple[str, ...] | None = None) -> Compiled:
-        key = (id(statement), keys)
+        key = (self._dialect.name, id(statement), keys)
         found = _prepared.get(key)
         if found is None:
             if len(_prepared) >= PREPARED_LIMIT:
@@ -118,7 +121,8 @@ class DriverLink:
 
 
 class SessionLink:
-    """SQLite: statements on the connection of a session in ``Database.writing``'s transaction.
+    """SQLite without the one-hop adapter: statements on the connection of a session in
+    ``Database.writing``'s transaction.
     Nothing is put in the session itself: a unit knows exactly what each verb changed."""
 
     def __init__(self, writing: AbstractAsyncContextManager[AsyncSession], session: AsyncSession, connection: Any):

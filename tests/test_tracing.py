@@ -115,6 +115,8 @@ def test_a_mutation_is_a_span_with_its_name_and_type_over_its_sql(
     # an INSERT (SQLite), or PostgreSQL's closing statement of the unit (WITH … INSERT INTO event)
     writes = [_statement(s).lstrip().upper() for s in statements]
     assert any(w.startswith(("INSERT", "WITH")) and "INSERT INTO" in w for w in writes), [s.name for s in statements]
+    # the unit's statements go straight to the driver, and say which database they ran on
+    assert {(s.attributes or {}).get("db.system") for s in statements} == {server.services.db.dialect}
     for statement in statements:
         assert operation in ancestors(statement, trace), f"{statement.name} is not under the operation"
     # neither the document nor resolver arguments (they can hold secrets) are recorded

@@ -72,13 +72,14 @@ def trace_sql(db: Database, provider: TracerProvider) -> None:
     usage = NoOpMeterProvider().get_meter("support_graph.sql").create_up_down_counter("db.client.connections.usage")
     EngineTracer(tracer, db.engine.sync_engine, usage)
     db.plain.listeners.append(_plain_read)
-    watchers(db.engine.sync_engine).statements.append(partial(_direct_write, tracer, db.engine.url.database))
+    direct = partial(_direct_write, tracer, db.dialect, db.engine.url.database)
+    watchers(db.engine.sync_engine).statements.append(direct)
 
 
-def _direct_write(tracer: trace.Tracer, database: str | None, sql: str) -> AbstractContextManager[Any]:
-    """The span of a statement a unit of work runs straight on the driver (models/db/writes.py),
-    named and described as the SQLAlchemy instrumentation's are."""
-    attributes = {"db.system": "postgresql", "db.statement": sql, "db.name": database or ""}
+def _direct_write(tracer: trace.Tracer, system: str, database: str | None, sql: str) -> AbstractContextManager[Any]:
+    """The span of a statement a unit of work runs straight on the driver (models/db/writes.py,
+    models/db/sqlite_writes.py), named and described as the SQLAlchemy instrumentation's are."""
+    attributes = {"db.system": system, "db.statement": sql, "db.name": database or ""}
     name = f"{sql.split(None, 1)[0]} {database}" if database else sql.split(None, 1)[0]
     return tracer.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=attributes)
 

@@ -27,6 +27,8 @@ import models.service_levels
 import models.webhooks  # noqa: F401
 from models.db.plain import PlainReads
 from models.db.sqlite_driver import OneHopConnection, OneHopDBAPI
+from models.db.sqlite_writes import SqliteWriteConnection
+from models.db.writes import WriteConnection
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./support-graph.db"
 #: SQLite write units between two checkpoints of the write-ahead log (about what SQLite's own
@@ -143,13 +145,28 @@ class Database:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
+    @property
+    def write_lock(self) -> asyncio.Lock:
+        """The lock this process's SQLite writers take turns on."""
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
+        return self._write_lock
+
+    def unit_connection(self) -> WriteConnection | SqliteWriteConnection | None:
+        """A connection for a unit of work straight on the driver (to ``open``): asyncpg's on
+        PostgreSQL, the one-hop adapter's on SQLite; None where units go through a session
+        (SQLite without the one-hop adapter)."""
+        if not self.is_sqlite:
+            return WriteConnection(self.engine, self.plain.listeners)
+        if self.one_hop_sqlite:
+            return SqliteWriteConnection(self.engine, self.plain.listeners, self.write_lock, self._committed)
+        return None
+
     @asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:
         """A session in a write transaction; committed by the caller, rolled back on error."""
         if self.is_sqlite:
-            if self._write_lock is None:
-                self._write_lock = asyncio.Lock()
-            async with self._write_lock, self.sessions() as session:
+            async with self.write_lock, self.sessions() as session:
                 connection = await session.connection()
                 raw = (await connection.get_raw_connection()).dbapi_connection
                 if isinstance(raw, OneHopConnection):
@@ -183,9 +200,7 @@ class Database:
         stays, and SQLite cuts it back to ``WAL_SIZE_LIMIT`` when the next unit starts it over."""
         try:
             await self.plain.checkpoint()
-            if self._write_lock is None:
-                self._write_lock = asyncio.Lock()
-            async with self._write_lock:
+            async with self.write_lock:
                 await self.plain.checkpoint(truncate=True)
         except Exception:
             log.exception("SQLite checkpoint failed")

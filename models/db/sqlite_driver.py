@@ -6,9 +6,10 @@ Contract.
   names, row counts, last row ids, error types and transaction semantics as SQLAlchemy's own
   aiosqlite adapter — with one call on the connection's thread per statement (execute, fetch
   and close together), and none for a rollback with no transaction open (the pool's reset of a
-  committed connection). ``OneHopConnection.write_transaction`` takes SQLite's write lock up
-  front (``BEGIN IMMEDIATE``) and then runs the transaction's statements on the event loop's
-  thread, calling back after each commit (the Database checkpoints the log from there).
+  committed connection). ``OneHopConnection.begin_write`` (and ``write_transaction`` around
+  it) takes SQLite's write lock up front (``BEGIN IMMEDIATE``) and then runs the transaction's
+  statements on the event loop's thread, calling back after each commit (the Database
+  checkpoints the log from there); models/db/sqlite_writes.py runs units of work on it.
 * Does not: speed up streaming (``stream()`` keeps the stock server-side cursor and its hops;
   a buffered statement's rows are fetched whole, as the stock buffered cursor does), serve any
   other driver or dialect, or let SQLite take more than one writer at a time.
@@ -28,7 +29,9 @@ dozen statements the round trips cost more than SQLite itself.
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -139,17 +142,26 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
 
     @asynccontextmanager
     async def write_transaction(self, on_commit: Callable[[], None] | None = None) -> AsyncIterator[None]:
-        """A write transaction whose statements run on the event loop's thread.
+        """A write transaction whose statements run on the event loop's thread (``begin_write``).
+        The caller commits or rolls back inside the block; either ends the inline mode."""
+        await self.begin_write(on_commit)
+        try:
+            yield
+        finally:
+            self.inline, self._on_commit = False, None
+
+    async def begin_write(self, on_commit: Callable[[], None] | None = None) -> None:
+        """Open a write transaction whose statements run on the event loop's thread.
 
         ``BEGIN IMMEDIATE`` takes SQLite's write lock up front: in place when it is free (this
         process's writers take turns before they get here), else on the connection's thread,
         where waiting for another process's writer may take a while. Holding the lock, no
         statement of the transaction can wait for one, and each is CPU work on pages in memory,
         cheaper to run in place than to hand to a thread. COMMIT goes to the connection's
-        thread: it writes a dozen pages or more to the log (and now and then checkpoints it),
-        which on a second core overlaps with the event loop's work — measured faster than
-        committing in place, hop included. ``on_commit`` is called after a successful commit.
-        The caller commits or rolls back inside the block; either ends the inline mode.
+        thread (``commit`` or ``commit_write``): it writes a dozen pages or more to the log (and
+        now and then checkpoints it), which on a second core overlaps with the event loop's
+        work — measured faster than committing in place, hop included. ``on_commit`` is called
+        after a successful commit. A commit or a rollback ends the inline mode.
         """
         raw: sqlite3.Connection = self._connection._conn
         if self._busy_timeout is None:
@@ -160,15 +172,46 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         except sqlite3.OperationalError as error:
             if error.sqlite_errorcode != sqlite3.SQLITE_BUSY:
                 raise
-            raw.execute(f"PRAGMA busy_timeout={int(self._busy_timeout)}")
-            await self._connection._execute(raw.execute, "BEGIN IMMEDIATE")
+            busy = True
+        else:
+            busy = False
         finally:
             raw.execute(f"PRAGMA busy_timeout={int(self._busy_timeout)}")
+        if busy:
+            await self._begin_on_thread(raw)
         self.inline, self._on_commit = True, on_commit
+
+    async def _begin_on_thread(self, raw: sqlite3.Connection) -> None:
+        """``BEGIN IMMEDIATE`` on the connection's thread, where it waits for another process's
+        writer. Cancelled meanwhile, it still waits for the ``BEGIN`` to end — on the event loop,
+        not in it: the connection is busy until then, and the next statement run in place on
+        it would block the loop — and rolls it back, so the connection goes back to the pool
+        with no transaction open."""
+        begin = asyncio.ensure_future(self._connection._execute(raw.execute, "BEGIN IMMEDIATE"))
         try:
-            yield
-        finally:
-            self.inline, self._on_commit = False, None
+            await asyncio.shield(begin)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(begin)
+            if raw.in_transaction:
+                raw.rollback()
+            raise
+
+    async def commit_write(self) -> None:
+        """``commit`` from the event loop without SQLAlchemy's greenlet: on the connection's
+        thread, then ``on_commit``."""
+        on_commit = self._on_commit if self.inline else None
+        self.inline, self._on_commit = False, None
+        await self._connection._execute(self._connection._conn.commit)
+        if on_commit is not None:
+            on_commit()
+
+    def rollback_write(self) -> None:
+        """``rollback`` in place (it only drops the transaction's pages), without a hop."""
+        self.inline, self._on_commit = False, None
+        raw: sqlite3.Connection = self._connection._conn
+        if raw.in_transaction:
+            raw.rollback()
 
     def commit(self) -> None:
         on_commit = self._on_commit if self.inline else None
