@@ -22,12 +22,14 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import cast
+from functools import partial
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, select
 from sqlmodel import col
 
 from models.db.engine import Database
+from models.db.plain import as_entity
 from models.event import Event
 from models.ids import type_of
 from resolvers.errors import RETRY_AFTER_SECONDS, BadInput, DomainError
@@ -348,11 +350,27 @@ async def last_seq(db: Database, tenant: str) -> int:
 async def read_after(
     db: Database, tenant: str, seq: int, condition: ColumnElement[bool] | None = None, limit: int = BATCH
 ) -> list[Event]:
-    statement = select(Event).where(col(Event.tenant) == tenant, col(Event.seq) > seq)
-    if condition is not None:
-        statement = statement.where(condition)
-    async with db.reading() as session:
-        return list((await session.execute(statement.order_by(col(Event.seq)).limit(limit))).scalars())
+    """The first ``limit`` events of ``tenant`` after ``seq`` (that meet ``condition``), in order.
+
+    Without a condition — what every live feed reads on each wake-up — a plain read
+    (models/db/plain.py) compiled once per ``limit``: a session around it cost more than the
+    read itself, on the event loop between a commit and its subscribers' results."""
+    if condition is None:
+        statement = db.plain.compiled(("events after", limit), partial(_events_after, limit))
+        return [as_entity(Event, row) for row in await db.plain.rows(statement, {"tenant": tenant, "seq": seq})]
+    filtered = select(Event).where(col(Event.tenant) == tenant, col(Event.seq) > seq, condition)
+    async with db.reading() as session:  # a filtered replay: its statement (an IN list…) differs per stream
+        return list((await session.execute(filtered.order_by(col(Event.seq)).limit(limit))).scalars())
+
+
+def _events_after(limit: int) -> Select[Any]:
+    table = Event.__table__
+    return (
+        select(*table.columns)
+        .where(table.c.tenant == bindparam("tenant"), table.c.seq > bindparam("seq"))
+        .order_by(table.c.seq)
+        .limit(limit)
+    )
 
 
 async def replay(db: Database, tenant: str, seq: int, only: EventFilter) -> AsyncIterator[Event]:
