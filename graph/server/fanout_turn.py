@@ -6,9 +6,10 @@ each result's body is added to the ``Turn`` once, and a subscriber that may be w
 is marked with where its share starts (``corked_at``), once per turn: it takes every later body of
 the turn too, until something has to reach it through its backlog (``release`` writes its share
 first). At the end of the turn (or once ``LIMIT`` bodies are held) each subscriber's share is
-framed once per distinct (message prefix, start) and written with one ``Sink.send``: for the
-common case — every subscriber parked since before the turn, the same operation id — one bytes
-object serves them all, and the per-subscriber work is a liveness check and one write.
+framed once per distinct (message prefix, start) and written with one ``Sink.send`` (through
+``ws_direct.send_all``, which shares many with a helper thread): for the common case — every
+subscriber parked since before the turn, the same operation id — one bytes object serves them
+all, and the per-subscriber work is a liveness check and one write.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from graph.server.ws_direct import Sink
+from graph.server.ws_direct import Sink, send_all
 
 #: Bodies held in one turn at most before they are written (bounds what a subscriber is sent
 #: past its transport's high-water mark: its readiness is checked once per turn).
@@ -76,6 +77,7 @@ class Turn:
         self.bodies, self.corked, self.scheduled = [], [], False
         shares: dict[bytes, bytes] = {}  # from the turn's start, by message prefix
         later: dict[tuple[bytes, int], bytes] = {}  # from later in the turn, by prefix and start
+        pending: list[tuple[Sink, bytes]] = []
         for subscriber in corked:
             start = subscriber.corked_at
             sink = subscriber.sink
@@ -91,4 +93,6 @@ class Turn:
                 data = later.get((prefix, start))
                 if data is None:
                     data = later[(prefix, start)] = sink.frames(bodies[start:])
-            sink.deliver(data)  # unless its operation ended or its connection is closing meanwhile
+            if sink.live():  # else its operation ended or its connection is closing meanwhile
+                pending.append((sink, data))
+        send_all(pending)
