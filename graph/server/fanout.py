@@ -6,7 +6,8 @@ same bytes go to each of them. A stream whose messages mean something only after
 (a live queue: a snapshot, then changes to it) says so through ``resolvers.queue.QUEUE_POSITION``,
 with where each message stands: a subscriber that joins it late gets a snapshot resolved for it
 alone, then the shared messages past that snapshot. Subscriptions that resume from a cursor
-(``after``) replay a history of their own, so they run alone (each with a context of its own).
+(``after``) replay a history of their own, so they run alone (each with a context of its own,
+in a task of its own that also ends between two results: graph/server/alone.py).
 A subscriber that falls far behind is ended with an error telling it to resume from its last
 event, instead of holding memory for it. When the last subscriber leaves, the execution ends
 between two results, never in the middle of resolving one. Queries and mutations run over
@@ -37,6 +38,7 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from graph.server import ws_direct
+from graph.server.alone import run_alone
 from graph.server.fanout_turn import Turn
 from graph.server.metrics import open_subscription
 from graph.server.operation_kinds import ALONE, kind, scope_events, shareable
@@ -267,7 +269,7 @@ class _SharingSchema:
                 query, variable_values=variable_values, context_value=context_value,
                 root_value=root_value, operation_name=operation_name,
             )  # fmt: skip
-            return open_subscription(stream) if kind(query, operation_name) == ALONE else stream
+            return open_subscription(run_alone(stream)) if kind(query, operation_name) == ALONE else stream
 
         def run() -> Any:
             return self._schema.subscribe(
