@@ -358,9 +358,10 @@ async def read_after(
     if condition is None:
         statement = db.plain.compiled(("events after", limit), partial(_events_after, limit))
         return [as_entity(Event, row) for row in await db.plain.rows(statement, {"tenant": tenant, "seq": seq})]
-    filtered = select(Event).where(col(Event.tenant) == tenant, col(Event.seq) > seq, condition)
+    filtered = _events_after(limit).where(condition)
     async with db.reading() as session:  # a filtered replay: its statement (an IN list…) differs per stream
-        return list((await session.execute(filtered.order_by(col(Event.seq)).limit(limit))).scalars())
+        found = await session.execute(filtered, {"tenant": tenant, "seq": seq})
+        return [as_entity(Event, row._asdict()) for row in found]
 
 
 def _events_after(limit: int) -> Select[Any]:

@@ -75,8 +75,8 @@ class UnitOfWork:
         self._held_rows: dict[str, dict[str, Any]] = {}
 
     async def __aenter__(self) -> UnitOfWork:
-        #: the unit's way to its database: straight on the driver (PostgreSQL), or a session's
-        #: connection (SQLite); see resolvers/unit_link.py
+        #: the unit's way to its database: straight on the driver (asyncpg, or SQLite's one-hop
+        #: adapter), else a session's connection; see resolvers/unit_link.py
         self._link: Link = await open_link(self.db)
         return self
 

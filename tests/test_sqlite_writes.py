@@ -114,6 +114,21 @@ async def test_committed_events_are_told_to_the_watchers_and_rolled_back_ones_no
     assert rows(db, "SELECT count(*) FROM contact WHERE tenant = 't-told'") == [(0,)]
 
 
+async def test_a_connection_closed_twice_leaves_the_next_writers_turn_alone(db: Database) -> None:
+    first = db.unit_connection()
+    assert first is not None
+    await (await first.open()).close()
+    second = db.unit_connection()
+    assert second is not None
+    await second.open()
+    try:
+        await first.close()  # again: the write lock is the second one's now
+        assert db.write_lock.locked()
+    finally:
+        await second.close()
+    assert not db.write_lock.locked()
+
+
 async def test_a_unit_cancelled_waiting_for_another_writer_leaves_no_transaction(db: Database) -> None:
     made = await ticket(db, "t-cancel")
     path = db.engine.url.database
@@ -131,7 +146,9 @@ async def test_a_unit_cancelled_waiting_for_another_writer_leaves_no_transaction
         await asyncio.sleep(0.3)  # BEGIN IMMEDIATE waiting on the connection's thread
         waiting.cancel()
         before = loop.time()
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.05)
+        waiting.cancel()  # and again, while it waits for its BEGIN to end
+        await asyncio.sleep(0.05)
         # the loop went on: nothing ran in place on the connection its thread still waits with
         assert loop.time() - before < 1
         assert not waiting.done()  # it ends once its BEGIN has ended and been rolled back

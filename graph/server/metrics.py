@@ -185,7 +185,7 @@ def count_committed_events(engine: Engine) -> None:
     if engine in _COUNTED:
         return
     _COUNTED.add(engine)
-    watchers(engine).committed.append(events_committed)  # PostgreSQL's units, past the engine (models/db/writes.py)
+    watchers(engine).committed.append(events_committed)  # units past the engine (models/db/writes.py, sqlite_writes.py)
     sa_event.listen(engine, "after_execute", executed)
     sa_event.listen(engine, "commit", committed)
     sa_event.listen(engine, "rollback", rolled_back)

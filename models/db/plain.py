@@ -16,8 +16,9 @@ Contract.
   load relationships, or apply SQLAlchemy's statement cache (``compiled`` caches by a key its
   caller chooses; statements whose literals vary per request must not be cached this way).
 * When: the per-request loaders (resolvers/loaders.py, ``by_id`` and ``many_by``), the compiled
-  path (graph/fastpath*.py: list pages, one entity by id, nested pages and lists), and SQLite's
-  checkpoints (``checkpoint``).
+  path (graph/fastpath*.py: list pages, one entity by id, nested pages and lists), the live
+  feeds' reads of the event log (resolvers/live.py ``read_after``), and SQLite's checkpoints
+  (``checkpoint``).
 * Off: no setting turns plain reads off as a whole — the loaders always use them; the compiled
   path's share goes with the ``fast_path`` setting (``FAST_PATH=false``), after which those
   documents take the Strawberry path and ``resolvers.query`` on a session.

@@ -191,9 +191,10 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         try:
             await asyncio.shield(begin)
         except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(begin)
-            if raw.in_transaction:
+            while not begin.done():  # however often cancelled meanwhile
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait({begin})
+            if begin.exception() is None and raw.in_transaction:
                 raw.rollback()
             raise
 

@@ -2,7 +2,7 @@
 
 Contract.
 
-* Guarantees: the same as ``models.db.writes.WriteConnection`` gives PostgreSQL's units — a
+* Guarantees: what ``models.db.writes.WriteConnection`` gives PostgreSQL's units — a
   statement runs with exactly the SQL and parameter values ``connection.execute`` would send
   (compiled once by SQLAlchemy, its bind and result processors applied), everything run through
   one connection is one transaction, committed by ``commit`` or not at all, each statement is
@@ -12,8 +12,10 @@ Contract.
   database's write lock, then ``BEGIN IMMEDIATE`` takes SQLite's (``OneHopConnection.begin_write``);
   statements run in place on the event loop's thread, ``COMMIT`` on the connection's thread,
   and the database's ``on_commit`` (its checkpoints) runs after each commit. A ``sqlite3``
-  error is raised as SQLAlchemy raises it (``IntegrityError``, ``OperationalError``… with
-  ``orig``), so a unit treats both databases' errors alike.
+  error (of a statement, the ``BEGIN`` or the ``COMMIT``) is raised as SQLAlchemy raises it
+  (``IntegrityError``, ``OperationalError``… with ``orig``), so a unit treats both databases'
+  errors alike. Unlike asyncpg's, a SQLite connection is never dropped: a failed statement
+  leaves it as SQLite does, and the unit rolls back.
 * Does not: run without the one-hop adapter (``ONE_HOP_SQLITE=false`` units go through a
   session), or apply SQLAlchemy's events (``before_cursor_execute``, ``commit``): hence the
   listeners and watchers.
@@ -28,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable
-from contextlib import ExitStack
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -56,17 +57,23 @@ class SqliteWriteConnection:
         self.begun = False
         #: events inserted in the open transaction (counted by the caller)
         self.events = 0
+        #: whether this connection holds the write lock (from ``open`` until ``close``)
+        self._holding = False
         self._pooled: Any = None
         self._adapted: OneHopConnection | None = None
         self._raw: sqlite3.Connection | None = None
 
     async def open(self) -> SqliteWriteConnection:
         await self._lock.acquire()
+        self._holding = True
         try:
             self._pooled = await greenlet_spawn(self.engine.sync_engine.raw_connection)
             adapted = self._pooled.dbapi_connection
             assert isinstance(adapted, OneHopConnection), "SQLite units straight on the driver need the one-hop adapter"
-            await adapted.begin_write(self._on_commit)
+            try:
+                await adapted.begin_write(self._on_commit)
+            except sqlite3.Error as error:
+                raise self._wrapped("BEGIN IMMEDIATE", None, error) from error
         except BaseException:
             await self._release()
             raise
@@ -88,10 +95,11 @@ class SqliteWriteConnection:
     async def commit(self) -> None:
         if self.begun and self._adapted is not None:
             self.begun = False
-            await self._adapted.commit_write()
-            if self.events:
-                for tell in self.watchers.committed:
-                    tell(self.events)
+            try:
+                await self._adapted.commit_write()
+            except sqlite3.Error as error:
+                raise self._wrapped("COMMIT", None, error) from error
+            self.watchers.tell_committed(self.events)
         self.events = 0
 
     async def rollback(self) -> None:
@@ -114,16 +122,14 @@ class SqliteWriteConnection:
             if pooled is not None:
                 await greenlet_spawn(pooled.close)  # back to the pool
         finally:
-            self._lock.release()
+            if self._holding:  # once: the lock may be another writer's by the next call
+                self._holding = False
+                self._lock.release()
 
     def _run(self, sql: str, parameters: Any, *, many: bool = False) -> list[Any]:
         raw = self._raw
         assert raw is not None, "the connection is not open"
-        for listener in self.listeners:
-            listener(sql)
-        with ExitStack() as watched:
-            for watch in self.watchers.statements:
-                watched.enter_context(watch(sql))
+        with self.watchers.watching(sql, self.listeners):
             try:
                 cursor = raw.executemany(sql, parameters) if many else raw.execute(sql, parameters)
                 try:
@@ -131,4 +137,9 @@ class SqliteWriteConnection:
                 finally:
                     cursor.close()
             except sqlite3.Error as error:
-                raise DBAPIError.instance(sql, parameters, error, sqlite3.Error, dialect=self.engine.dialect) from error
+                raise self._wrapped(sql, parameters, error) from error
+
+    def _wrapped(self, sql: str, parameters: Any, error: sqlite3.Error) -> Exception:
+        """``error`` as SQLAlchemy raises it (``IntegrityError``, ``OperationalError``…)."""
+        wrapped: Exception = DBAPIError.instance(sql, parameters, error, sqlite3.Error, dialect=self.engine.dialect)
+        return wrapped

@@ -19,8 +19,8 @@ Contract.
   raised as SQLAlchemy's ``IntegrityError`` (as a session raises it); a connection lost, or
   left mid-operation by a cancelled task, is terminated and dropped from the pool, and a lost
   one raised as SQLAlchemy raises it (``DBAPIError``, ``connection_invalidated``).
-* Does not: touch SQLite (whose units go through a session), or apply SQLAlchemy's events
-  (``before_cursor_execute``, ``commit``) — hence ``watchers``.
+* Does not: touch SQLite (models/db/sqlite_writes.py runs its units, with the same ``watchers``),
+  or apply SQLAlchemy's events (``before_cursor_execute``, ``commit``) — hence ``watchers``.
 
 Why: SQLAlchemy's session, Core execution and result layers cost more CPU than the SQL of a
 write (about 200 µs a statement), and the counter's lock was held across the event loop's
@@ -53,6 +53,22 @@ class Watchers:
     statements: list[Callable[[str], AbstractContextManager[Any]]] = field(default_factory=list)
     #: called with how many events a transaction inserted, once it committed
     committed: list[Callable[[int], None]] = field(default_factory=list)
+
+    def watching(self, sql: str, listeners: list[Callable[[str], None]]) -> ExitStack:
+        """Report a statement to ``listeners`` (before it runs, as plain reads are) and open
+        each statement watcher's context for it: the stack to run it in."""
+        for listener in listeners:
+            listener(sql)
+        with ExitStack() as stack:
+            for watch in self.statements:
+                stack.enter_context(watch(sql))
+            return stack.pop_all()
+
+    def tell_committed(self, events: int) -> None:
+        """A transaction that inserted ``events`` events committed."""
+        if events:
+            for tell in self.committed:
+                tell(events)
 
 
 _WATCHERS: weakref.WeakKeyDictionary[Any, Watchers] = weakref.WeakKeyDictionary()
@@ -132,14 +148,14 @@ class WriteConnection:
         PostgreSQL commits it as it ends. Only when no transaction is open."""
         assert not self.begun, "a statement alone would run inside the open transaction"
         rows: list[Any] = await self._run(statement.sql, statement.parameters(values))
-        self._committed(events)
+        self.watchers.tell_committed(events)
         return rows
 
     async def commit(self) -> None:
         if self.begun:
             await self._run("COMMIT", None)
             self.begun = False
-            self._committed(self.events)
+            self.watchers.tell_committed(self.events)
         self.events = 0
 
     async def rollback(self) -> None:
@@ -159,20 +175,10 @@ class WriteConnection:
             if pooled is not None:
                 await greenlet_spawn(pooled.close)  # back to the pool (or gone, if invalidated)
 
-    def _committed(self, events: int) -> None:
-        if events:
-            for tell in self.watchers.committed:
-                tell(events)
-
     async def _run(self, sql: str, parameters: Any, *, many: bool = False) -> Any:
         """One statement on the driver: ``fetch`` with parameters, ``execute`` without (a
         transaction's own statements), ``executemany`` for a list of them."""
-        for listener in self.listeners if parameters is not None else ():
-            listener(sql)
-        with ExitStack() as watched:
-            if parameters is not None:
-                for watch in self.watchers.statements:
-                    watched.enter_context(watch(sql))
+        with self.watchers.watching(sql, self.listeners) if parameters is not None else ExitStack():
             try:
                 if parameters is None:
                     return await self._driver.execute(sql)
