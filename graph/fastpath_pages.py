@@ -31,6 +31,14 @@ def statements(connection: Connection, plain: PlainReads, shape: tuple[Any, ...]
 
 
 def _compile(connection: Connection, plain: PlainReads, shape: tuple[Any, ...]) -> dict[str, Compiled]:
+    compiled = _statements(connection, plain, shape)
+    if connection.cursors:
+        return compiled
+    # the sort keys (``_k0…``) are read for cursors only
+    return {name: statement.unconverted("_k") for name, statement in compiled.items()}
+
+
+def _statements(connection: Connection, plain: PlainReads, shape: tuple[Any, ...]) -> dict[str, Compiled]:
     dialect, size, from_end, has_after, has_before, include_deleted, public = shape
     kind, keys = connection.kind, connection.keys
     where = None if public is None else {"public": {"eq": public}}

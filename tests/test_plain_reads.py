@@ -461,3 +461,15 @@ async def test_a_read_that_needs_no_statement_returns_its_value(seeded: Seeded):
         yield  # a generator all the same
 
     assert await seeded.db.plain.run(read()) == "nothing to ask"
+
+
+async def test_unconverted_columns_come_back_as_the_driver_gives_them_and_the_rest_converted(seeded: Seeded):
+    table = Ticket.__table__
+    statement = select(table.c.id, table.c.created_at, table.c.created_at.label("_k0")).order_by(table.c.id)
+    plain = seeded.db.plain
+    converted = await plain.rows(plain.compile(statement), {})
+    kept = await plain.rows(plain.compile(statement).unconverted("_k"), {})
+    assert [(r["id"], r["created_at"]) for r in kept] == [(r["id"], r["created_at"]) for r in converted]
+    assert all(isinstance(r["created_at"], datetime) for r in kept)
+    raw_type = datetime if seeded.dialect == "postgresql" else str  # SQLite stores the text
+    assert all(isinstance(r["_k0"], raw_type) for r in kept) and all(isinstance(r["_k0"], datetime) for r in converted)

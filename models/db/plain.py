@@ -37,7 +37,7 @@ import threading
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache, cached_property, partial
 from typing import Any, TypeVar, cast
 
@@ -100,6 +100,13 @@ class Compiled:
                 values[index] = convert(values[index])
             rows.append(dict(zip(columns, values)))
         return rows
+
+    def unconverted(self, prefix: str) -> Compiled:
+        """This statement with its result columns named ``prefix…`` left as the driver gives
+        them: for values nobody reads (a page's sort keys when no cursor is asked for; on
+        SQLite, parsing a timestamp costs more than reading its row)."""
+        results = tuple(None if c.startswith(prefix) else r for c, r in zip(self.columns, self.results))
+        return replace(self, results=results)
 
     @cached_property
     def converted(self) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
