@@ -46,6 +46,7 @@ import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
+from functools import cache
 from typing import Any
 
 import orjson
@@ -137,7 +138,12 @@ class Sink:
 #: direct writes in one turn from which a helper thread takes half (below, handing them over
 #: costs more than it saves: ~50 µs)
 PARALLEL_FROM = 64
-_helper: ThreadPoolExecutor | None = None
+
+
+@cache
+def _helper() -> ThreadPoolExecutor:
+    """The thread that takes half of a turn's direct writes, made on first use."""
+    return ThreadPoolExecutor(1, thread_name_prefix="fanout-write")
 
 
 def send_all(pending: list[tuple[Sink, bytes]]) -> None:
@@ -147,9 +153,6 @@ def send_all(pending: list[tuple[Sink, bytes]]) -> None:
         for sink, data in pending:
             sink.send(data)
         return
-    global _helper
-    if _helper is None:
-        _helper = ThreadPoolExecutor(1, thread_name_prefix="fanout-write")
     mine: list[tuple[int, int, bytes]] = []
     theirs: list[tuple[int, int, bytes]] = []
     through: list[tuple[int, bytes]] = []  # (position in pending, data)
@@ -163,7 +166,7 @@ def send_all(pending: list[tuple[Sink, bytes]]) -> None:
         if helper is None:
             helper = helps[fd] = len(helps) % 2 == 1  # every other socket
         (theirs if helper else mine).append((index, fd, data))
-    helped = _helper.submit(_write_each, theirs)
+    helped = _helper().submit(_write_each, theirs)
     try:
         through += _write_each(mine)
     finally:
