@@ -21,8 +21,8 @@ Contract.
   listeners and watchers.
 
 Why: a unit's statements on SQLite are a few microseconds of SQLite each, and SQLAlchemy's
-session, Core execution and result layers cost several times that per statement (about a
-fifth of a ``createTicket``'s CPU, measured with py-spy under bench.read_write).
+session, Core execution and result layers cost several times that per statement (a quarter of
+the server's samples under bench.read_write's writes, py-spy; bench/RESULTS.md, #19 stop 27).
 """
 
 from __future__ import annotations
