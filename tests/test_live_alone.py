@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from graph.server import alone
 from graph.server.alone import run_alone
 from resolvers.live import CONSUMER
 from tests import ws_client as ws
@@ -115,6 +116,37 @@ async def test_a_stream_waiting_for_an_event_stops_at_once() -> None:
             break
         await asyncio.sleep(0.01)
     assert stream.steps == ["start 0", "end 0", "closed"]
+
+
+async def test_a_stream_failing_after_its_subscriber_left_mid_result_still_ends() -> None:
+    resolving, go_on = asyncio.Event(), asyncio.Event()
+    closed: list[bool] = []
+
+    async def failing() -> Any:
+        consumer = CONSUMER.get()
+        assert consumer is not None
+        try:
+            yield 0
+            yield 1  # waits in the handover, never taken
+            consumer.busy = True
+            resolving.set()
+            await go_on.wait()
+            raise RuntimeError("the log is gone")
+        finally:
+            closed.append(True)
+
+    results = run_alone(failing())
+    assert await anext(results) == 0
+    await resolving.wait()
+    await results.aclose()  # the subscriber leaves while the next result is being resolved
+    assert alone._ENDING  # its task goes on to finish the result
+    go_on.set()
+    for _ in range(100):
+        if not alone._ENDING:
+            break
+        await asyncio.sleep(0.01)
+    assert closed == [True]
+    assert not alone._ENDING  # and ends: nothing holds it waiting for a taker of the error
 
 
 async def test_an_error_of_the_stream_reaches_the_subscriber() -> None:

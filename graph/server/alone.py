@@ -48,9 +48,11 @@ async def run_alone(source: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, No
                         return  # closed here, between results
                     await handover.put(result)
         except Exception as error:
-            await handover.put(error)
-            return
-        await handover.put(_END)
+            outcome: Any = error
+        else:
+            outcome = _END
+        if not state["stopping"]:  # else nobody takes it: a full handover would hold this task forever
+            await handover.put(outcome)
 
     producer = asyncio.create_task(produce(), name="subscription:alone")
     try:
