@@ -14,7 +14,7 @@ import asyncio
 import gc
 import sys
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -57,6 +57,15 @@ def unawaited() -> Iterator[list[str]]:
         sys.unraisablehook = hook
 
 
+async def settled(done: Callable[[], bool]) -> None:
+    """Let the loop run until ``done()`` holds, a second at most (the test's assertions say
+    whether it did)."""
+    for _ in range(100):
+        if done():
+            return
+        await asyncio.sleep(0.01)
+
+
 class Stream:
     """A stream that resolves each event in two steps, marking itself busy as live streams do."""
 
@@ -93,10 +102,7 @@ async def test_a_stream_cancelled_mid_result_finishes_it_then_closes() -> None:
         await taking
     await results.aclose()
     stream.go_on.set()
-    for _ in range(100):
-        if "closed" in stream.steps:
-            break
-        await asyncio.sleep(0.01)
+    await settled(lambda: "closed" in stream.steps)
     assert stream.steps == ["start 0", "end 0", "closed"]
 
 
@@ -111,10 +117,7 @@ async def test_a_stream_waiting_for_an_event_stops_at_once() -> None:
     with pytest.raises(asyncio.CancelledError):
         await taking
     await results.aclose()
-    for _ in range(100):
-        if "closed" in stream.steps:
-            break
-        await asyncio.sleep(0.01)
+    await settled(lambda: "closed" in stream.steps)
     assert stream.steps == ["start 0", "end 0", "closed"]
 
 
@@ -141,10 +144,7 @@ async def test_a_stream_failing_after_its_subscriber_left_mid_result_still_ends(
     await results.aclose()  # the subscriber leaves while the next result is being resolved
     assert alone._ENDING  # its task goes on to finish the result
     go_on.set()
-    for _ in range(100):
-        if not alone._ENDING:
-            break
-        await asyncio.sleep(0.01)
+    await settled(lambda: not alone._ENDING)
     assert closed == [True]
     assert not alone._ENDING  # and ends: nothing holds it waiting for a taker of the error
 

@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import pytest
 from sqlalchemy import update
 
@@ -29,6 +28,9 @@ from resolvers.live import read_after
 from resolvers.reactions import shipped
 from resolvers.unit import UnitOfWork
 from resolvers.unit_link import DriverLink
+from tests.test_sqlite_driver import Hops
+from tests.test_sqlite_driver import hops as hops  # the fixture: functions queued on aiosqlite's threads
+from tests.test_write_driver import ticket
 
 
 @pytest.fixture
@@ -39,25 +41,6 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
     await database.dispose()
 
 
-@pytest.fixture
-def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The functions queued on aiosqlite's connection threads."""
-    queued: list[str] = []
-    original = aiosqlite.Connection._execute
-
-    async def counting(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        queued.append(getattr(fn, "__name__", repr(fn)))
-        return await original(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
-    return queued
-
-
-async def ticket(db: Database, tenant: str, subject: str = "printer on fire") -> Ticket:
-    async with UnitOfWork(db, tenant=tenant, actor="test", hooks=shipped()) as uow:
-        return await uow.create(Ticket, {"subject": subject})
-
-
 def rows(db: Database, sql: str, *parameters: Any) -> list[tuple[Any, ...]]:
     """What another connection (another process) sees, committed."""
     path = db.engine.url.database
@@ -66,9 +49,9 @@ def rows(db: Database, sql: str, *parameters: Any) -> list[tuple[Any, ...]]:
         return connection.execute(sql, parameters).fetchall()
 
 
-async def test_a_unit_runs_on_the_driver_in_place_and_hops_once_to_commit(db: Database, hops: list[str]) -> None:
+async def test_a_unit_runs_on_the_driver_in_place_and_hops_once_to_commit(db: Database, hops: Hops) -> None:
     await ticket(db, "t-warm")  # the pool's connection opened (its set-up hops) before counting
-    hops.clear()
+    hops.reset()
     seen: list[str] = []
     db.plain.listeners.append(seen.append)
     async with UnitOfWork(db, tenant="t-hops", actor="test", hooks=shipped()) as uow:
@@ -76,7 +59,7 @@ async def test_a_unit_runs_on_the_driver_in_place_and_hops_once_to_commit(db: Da
         made = await uow.create(Ticket, {"subject": "printer on fire"})
     async with UnitOfWork(db, tenant="t-hops", actor="test", hooks=shipped()) as uow:
         await uow.transition(Ticket, made.id, "resolve")
-    assert hops == ["commit", "commit"]
+    assert hops.calls == ["commit", "commit"]
     written = [sql.split(None, 1)[0] for sql in seen]
     assert written.count("INSERT") >= 4 and "UPDATE" in written  # the rows, the counter, the events
     assert [e.type for e in await read_after(db, "t-hops", 0)] == [
