@@ -114,16 +114,13 @@ class Sink:
     def send(self, data: bytes) -> None:
         """Write ``data`` after whatever the connection has written before (call only while
         ``live``): straight to the socket while the transport holds nothing, else through it."""
-        transport = self._transport
-        if self._fd >= 0 and not transport.get_write_buffer_size():
-            try:
-                sent = os.write(self._fd, data)
-            except OSError:  # full (EAGAIN) or broken: the transport buffers it or meets the error
-                sent = 0
+        fd = self.direct()
+        if fd >= 0:
+            sent = _written(fd, data)
             if sent == len(data):
                 return
             data = data[sent:]
-        transport.write(data)
+        self._transport.write(data)
 
     def direct(self) -> int:
         """The socket descriptor a write may go to now (the transport holds nothing), or -1:
@@ -184,14 +181,20 @@ def _write_each(writes: list[tuple[int, int, bytes]]) -> list[tuple[int, bytes]]
         if fd in stuck:
             left.append((index, data))
             continue
-        try:
-            sent = os.write(fd, data)
-        except OSError:  # full (EAGAIN) or broken: the transport buffers it or meets the error
-            sent = 0
+        sent = _written(fd, data)
         if sent != len(data):
             stuck.add(fd)
             left.append((index, data[sent:]))
     return left
+
+
+def _written(fd: int, data: bytes) -> int:
+    """How much of ``data`` the socket ``fd`` took at once; 0 when it is full (EAGAIN) or broken:
+    the transport then buffers the rest or meets the error itself."""
+    try:
+        return os.write(fd, data)
+    except OSError:
+        return 0
 
 
 def _first(entry: tuple[int, bytes]) -> int:
